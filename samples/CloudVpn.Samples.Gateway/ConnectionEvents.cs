@@ -31,17 +31,17 @@ internal sealed partial class ConnectionEvents(ILoggerFactory loggerFactory)
     public void KeyRotated(long oldVersion, long newVersion, string newPublicKey) => LogKeyRotated(_logger, KeyRotatedEvent, oldVersion, newVersion, newPublicKey);
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "{Event}: peer {Peer} ({PublicKey}) connected from {Endpoint}")]
-    private static partial void LogPeerConnected(ILogger logger, string @event, string peer, string publicKey, string endpoint);
+    private static partial void LogPeerConnected(ILogger logger, string Event, string peer, string publicKey, string endpoint);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "{Event}: peer {Peer} ({PublicKey}) disconnected: {Reason}; last handshake {LastHandshakeAgeSeconds} s ago (-1: never)")]
-    private static partial void LogPeerDisconnected(ILogger logger, string @event, string peer, string publicKey, string reason, double lastHandshakeAgeSeconds);
+    private static partial void LogPeerDisconnected(ILogger logger, string Event, string peer, string publicKey, string reason, double lastHandshakeAgeSeconds);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "{Event}: {Count} handshake message(s) rejected: {Reason}")]
-    private static partial void LogHandshakeFailed(ILogger logger, string @event, string reason, long count);
+    private static partial void LogHandshakeFailed(ILogger logger, string Event, string reason, long count);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "{Event}: peer {Peer} ({PublicKey}) moved from {OldEndpoint} to {NewEndpoint}")]
-    private static partial void LogEndpointChanged(ILogger logger, string @event, string peer, string publicKey, string oldEndpoint, string newEndpoint);
+    private static partial void LogEndpointChanged(ILogger logger, string Event, string peer, string publicKey, string oldEndpoint, string newEndpoint);
 
     [LoggerMessage(EventId = 104, Level = LogLevel.Information, Message = "{Event}: gateway key version {OldVersion} replaced by {NewVersion} (public key {PublicKey})")]
-    private static partial void LogKeyRotated(ILogger logger, string @event, long oldVersion, long newVersion, string publicKey);
+    private static partial void LogKeyRotated(ILogger logger, string Event, long oldVersion, long newVersion, string publicKey);
 }

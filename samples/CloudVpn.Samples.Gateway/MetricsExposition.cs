@@ -77,11 +77,15 @@ internal static class MetricsExposition
         peers.ForEach(p => w.Sample("cloudvpn_peer_connected", p.Connected ? 1 : 0, ("peer", p.Name)));
 
         w.Family("cloudvpn_key_version", "gauge", "Key store version of the gateway key in use.");
-        w.Family("cloudvpn_key_age_seconds", "gauge", "Seconds since the gateway key in use was written to the key store.");
         if (s.Key is { } key)
         {
             w.Sample("cloudvpn_key_version", key.Version);
-            w.Sample("cloudvpn_key_age_seconds", Math.Max(0, (s.Now - key.CreatedAt).TotalSeconds));
+        }
+
+        w.Family("cloudvpn_key_age_seconds", "gauge", "Seconds since the gateway key in use was written to the key store.");
+        if (s.Key is { } k)
+        {
+            w.Sample("cloudvpn_key_age_seconds", Math.Max(0, (s.Now - k.CreatedAt).TotalSeconds));
         }
 
         w.Family("cloudvpn_key_rotations_total", "counter", "Gateway key rotations taken into use since the process started.");
