@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using CloudVpn.WireGuard.Keys;
 using CloudVpn.WireGuard.Protocol;
 using CloudVpn.WireGuard.Uapi;
 
@@ -15,11 +14,11 @@ internal sealed class EngineUapiDevice(WireGuardDevice device) : IUapiDevice
     public UapiDeviceState Get()
     {
         var engine = device.Engine;
-        var privateKey = engine.PrivateKey;
+        var privateKey = engine.PrivateKey; // a copy: the state owns and zeroes it
         var peers = engine.GetPeers();
         return new UapiDeviceState
         {
-            PrivateKey = privateKey is null ? null : new WireGuardSecretKey(privateKey.Bytes),
+            PrivateKey = privateKey,
             ListenPort = (ushort)device.ListenPort,
             FirewallMark = engine.FirewallMark,
             Peers = [.. peers.Select(p => new UapiPeerState
@@ -42,7 +41,7 @@ internal sealed class EngineUapiDevice(WireGuardDevice device) : IUapiDevice
         var engine = device.Engine;
         if (request.PrivateKey is { } key)
         {
-            engine.PrivateKey = key.IsZero ? null : new WireGuardSecretKey(key.Bytes);
+            engine.PrivateKey = key.IsZero ? null : key; // the engine keeps its own copy
         }
 
         if (request.ListenPort is { } port)
