@@ -52,8 +52,14 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     /// <summary>The device as the userspace API sees it (what the socket serves).</summary>
     public IUapiDevice UapiDevice { get; }
 
-    /// <summary>Completes when the device stops on its own: the interface was deleted or the TUN failed.</summary>
+    /// <summary>
+    /// Completes when the device must stop on its own: its API socket file was removed (the way to stop wireguard-go),
+    /// the interface was deleted or the TUN failed; <see cref="CloseReason"/> says which. Also completes on dispose.
+    /// </summary>
     public Task Closed => _closed.Task;
+
+    /// <summary>Why <see cref="Closed"/> completed; null while the device runs.</summary>
+    public string? CloseReason { get; private set; }
 
     /// <summary>Packets the kernel refused on the TUN, and datagrams it refused on UDP.</summary>
     public (long TunWriteErrors, long UdpSendErrors) IoErrors => (_tun.WriteErrors, _udp.SendErrors);
@@ -92,6 +98,11 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
             if (options.UapiSocketDirectory is not null)
             {
                 device._uapi = UapiServer.Start(tun.Name, device.UapiDevice, loggerFactory.CreateLogger<UapiServer>(), options.UapiSocketDirectory);
+                device._uapi.SocketRemoved.ContinueWith(
+                    t => device.OnSocketRemoved(t.IsCompletedSuccessfully),
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
             }
 
             LogCreated(device._logger, tun.Name, udp.Port, options.Mtu, udp.IsDualStack);
@@ -160,7 +171,26 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         _udp.Dispose();
         _tun.Dispose();
         Engine.Dispose();
+        Close("disposed");
+    }
+
+    private void Close(string reason)
+    {
+        lock (_configGate)
+        {
+            CloseReason ??= reason;
+        }
+
         _closed.TrySetResult();
+    }
+
+    private void OnSocketRemoved(bool removed)
+    {
+        if (removed)
+        {
+            LogTunGone(_logger, Name, "its API socket file was removed");
+            Close("the API socket file was removed");
+        }
     }
 
     private void Housekeep()
@@ -191,7 +221,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         if (error is IOException)
         {
             LogTunGone(_logger, Name, error.Message);
-            _closed.TrySetResult();
+            Close($"the TUN device failed: {error.Message}");
         }
         else
         {
