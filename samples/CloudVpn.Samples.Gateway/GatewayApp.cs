@@ -1,5 +1,6 @@
 using System.Net;
 using CloudVpn.KeyStores;
+using CloudVpn.WireGuard.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -89,7 +90,8 @@ internal static class GatewayApp
     public static void AddDefaultDrivers(ICloudVpnBuilder cloudVpn)
     {
         ArgumentNullException.ThrowIfNull(cloudVpn);
-        // filled in when the WireGuard drivers land: cloudVpn.AddWireGuardKernel().AddWireGuard();
+        // the kernel driver (branch wg-kernel, priority above userspace) joins here: cloudVpn.AddWireGuardKernel();
+        cloudVpn.AddWireGuard();
     }
 
     /// <summary>
