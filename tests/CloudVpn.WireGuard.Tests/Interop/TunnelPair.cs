@@ -73,7 +73,11 @@ internal sealed class TunnelPair : IDisposable
     {
         Prerequisite.RequireCommand("iperf3");
         var port = 5201 + Random.Shared.Next(0, 500);
-        var server = System.Diagnostics.Process.Start("ip", $"netns exec {serverNs} iperf3 -s -1 -p {port}")!;
+        var server = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip", $"netns exec {serverNs} iperf3 -s -1 -p {port}")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
         try
         {
             Thread.Sleep(300);
