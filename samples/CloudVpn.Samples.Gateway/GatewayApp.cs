@@ -51,7 +51,8 @@ internal static class GatewayApp
             o.UseUtcTimestamp = true;
             o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
             o.IncludeScopes = false;
-            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false };
+            // relaxed escaping keeps base64 keys and endpoints readable ('+' stays '+'); output is still valid JSON
+            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         });
 
         var services = builder.Services;
