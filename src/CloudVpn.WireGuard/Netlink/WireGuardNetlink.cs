@@ -122,6 +122,9 @@ public sealed class WireGuardNetlink : IDisposable
         return messages.Count;
     }
 
+    /// <summary>Sends a hand-built request and waits for its ACK (tests of the kernel's refusals).</summary>
+    internal void SendRaw(NetlinkMessageBuilder message, string operation) => _socket.Request(message, operation);
+
     /// <inheritdoc />
     public void Dispose() => _socket.Dispose();
 
