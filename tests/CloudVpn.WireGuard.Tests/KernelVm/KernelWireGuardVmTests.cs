@@ -42,6 +42,8 @@ public sealed class KernelWireGuardVmTests : IDisposable
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    private void Phase(string what) => Console.WriteLine($"kernel-vm:   {_clock.Elapsed.TotalSeconds,6:F1} s {what}");
+
     private async Task<(KeyReference Ref, WireGuardPublicKey Public)> NewKeyAsync(string id)
     {
         using var key = WireGuardSecretKey.GeneratePrivateKey();
@@ -182,6 +184,7 @@ public sealed class KernelWireGuardVmTests : IDisposable
     public async Task Two_kernel_interfaces_in_two_namespaces_handshake_and_carry_ping()
     {
         using var pair = new NetnsPair("cvp");
+        Phase("namespaces");
         var (keyA, pubA) = await NewKeyAsync("a");
         var (keyB, pubB) = await NewKeyAsync("b");
         var specA = new TunnelSpec(new DeviceSpec("cvwga", keyA, 51820, [IPNetwork.Parse("10.99.0.1/32")]),
@@ -195,13 +198,18 @@ public sealed class KernelWireGuardVmTests : IDisposable
             DriverSettings = new Dictionary<string, string> { ["wireguard-kernel.netns"] = pair.Right },
         };
 
+        Phase("keys");
         await using var a = await Driver.OpenAsync(specA, Ct);
+        Phase("open a");
         await using var b = await Driver.OpenAsync(specB, Ct);
+        Phase("open b");
         Assert.Equal("wireguard-kernel", a.DriverName);
         Assert.Contains("10.99.0.2 dev cvwga", Cmd.Run("ip", $"-n {pair.Left} route show").Stdout, StringComparison.Ordinal);
         Assert.True((await a.ApplyAsync(specA, Ct)).IsNoOp); // idempotent
 
+        Phase("route check + idempotent apply");
         var ping = NetnsPair.Exec(pair.Left, "ping -c 3 -W 2 10.99.0.2", check: false, timeoutMs: 60_000);
+        Phase("ping");
         Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
         Assert.Contains("3 received", ping.Stdout, StringComparison.Ordinal);
 
@@ -231,6 +239,7 @@ public sealed class KernelWireGuardVmTests : IDisposable
         var settings = new Dictionary<string, string> { ["wireguard-kernel.netns"] = ns.Name, ["wireguard-kernel.routes"] = "false" };
         var spec = new TunnelSpec(new DeviceSpec("cvwgl", key, 51820, []), specPeers) { DriverSettings = settings };
 
+        Phase("spec built");
         var watch = Stopwatch.StartNew();
         await using var tunnel = await Driver.OpenAsync(spec, Ct);
         var applyAll = watch.Elapsed;
@@ -238,7 +247,9 @@ public sealed class KernelWireGuardVmTests : IDisposable
         var messagesForAll = kernel.SetMessagesSent;
         Assert.True(messagesForAll > 1, $"{messagesForAll} message(s): the set was not split");
 
+        Phase("applied");
         var status = await tunnel.GetStatusAsync(Ct);
+        Phase("status read");
         Assert.Equal(peers, status.Peers.Count);
         var byKey = status.Peers.ToDictionary(p => p.PublicKey);
         for (var i = 0; i < peers; i++)
@@ -246,10 +257,13 @@ public sealed class KernelWireGuardVmTests : IDisposable
             Assert.Equal(AllowedFor(i).ToHashSet(), byKey[keys[i].ToBase64()].AllowedIps.ToHashSet());
         }
 
+        Phase("status compared");
         var dump = WgDump(ns.Name, "cvwgl");
+        Phase("wg show dump");
         Assert.Equal(peers + 1, dump.Count);
         Assert.Equal(peers * 3, dump.Skip(1).Sum(l => l[3].Split(',').Length));
 
+        Phase("dump compared");
         specPeers[1234] = specPeers[1234] with { AllowedIps = [IPNetwork.Parse("172.16.5.0/24")] };
         watch.Restart();
         var result = await tunnel.ApplyAsync(spec with { Peers = specPeers }, Ct);
@@ -260,6 +274,7 @@ public sealed class KernelWireGuardVmTests : IDisposable
         Assert.Equal(messagesForAll + 1, kernel.SetMessagesSent);
         Assert.Contains(WgDump(ns.Name, "cvwgl"), l => l[0] == keys[1234].ToBase64() && l[3] == "172.16.5.0/24");
 
+        Phase("one-peer change");
         // The same work through wg setconf, in the same VM, for the performance note.
         var conf = Path.Combine(Path.GetTempPath(), "cv-5000.conf");
         using (var privateKey = WireGuardSecretKey.GeneratePrivateKey())
