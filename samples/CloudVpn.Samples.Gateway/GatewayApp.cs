@@ -91,8 +91,9 @@ internal static class GatewayApp
     public static void AddDefaultDrivers(ICloudVpnBuilder cloudVpn)
     {
         ArgumentNullException.ThrowIfNull(cloudVpn);
-        // the kernel driver (branch wg-kernel, priority above userspace) joins here: cloudVpn.AddWireGuardKernel();
-        cloudVpn.AddWireGuard();
+        // both register under the family "wireguard"; the selector tries the kernel driver first (higher priority) and
+        // logs why it fell back when the module or CAP_NET_ADMIN is missing
+        cloudVpn.AddWireGuardKernel().AddWireGuard();
     }
 
     /// <summary>

@@ -101,6 +101,8 @@ public sealed class GatewayEndToEndTests : IDisposable
         Assert.True(MetricValue(metrics, "cloudvpn_peer_transmit_bytes_total{peer=\"client1\"}") >= 3 * 84, metrics);
         Assert.True(MetricValue(metrics, "cloudvpn_handshakes_total{result=\"success\"}") >= 1, metrics);
         Assert.Contains("driver=\"wireguard-", metrics, StringComparison.Ordinal);
+        // the selection is logged with its reason (kernel module when present, else userspace and why)
+        Assert.Contains("\"Category\":\"CloudVpn.Tunnels.TunnelDriverSelector\"", gateway.Stdout, StringComparison.Ordinal);
         await WaitForAsync(() => Curl(net.Left, "-s -o /dev/null -w %{http_code} http://127.0.0.1:9586/readyz") == "200", "readyz 200 after the handshake", gateway);
         await WaitForAsync(() => Events(gateway.Stdout).Any(e => e.Event == ConnectionEvents.PeerConnectedEvent && e.Peer == "client1"), "the peer_connected event", gateway);
         Assert.Contains($"latest handshake", NetnsPair.Exec(net.Right, $"wg show {clientIf}").Stdout, StringComparison.Ordinal);

@@ -103,6 +103,16 @@ public sealed class SettingsTests : IDisposable
         }
     }
 
+    [Fact]
+    public void The_default_drivers_are_kernel_then_userspace_wireguard()
+    {
+        using var app = GatewayApp.Build(["--data-dir", Path.Combine(_dir.Path, "data")]);
+        var drivers = app.Services.GetServices<CloudVpn.Tunnels.ITunnelDriver>().OrderByDescending(d => d.Priority).ToList();
+        Assert.Equal(["wireguard-kernel", "wireguard-userspace"], drivers.Select(d => d.Name));
+        Assert.All(drivers, d => Assert.Equal("wireguard", d.Family));
+        Assert.Equal("wireguard", app.Services.GetRequiredService<IOptions<CloudVpnOptions>>().Value.Driver);
+    }
+
     [Theory]
     [InlineData(new[] { "--add-peer", "laptop", "--data-dir", "/x" }, "laptop", new[] { "--data-dir", "/x" })]
     [InlineData(new[] { "--data-dir", "/x", "--add-peer=phone" }, "phone", new[] { "--data-dir", "/x" })]
