@@ -113,6 +113,11 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore
                 throw new KeyStoreConflictException(id, expected, latest);
             }
 
+            if (BetweenReadAndWrite is { } race && attempt == 1)
+            {
+                await race(cancellationToken);
+            }
+
             var next = latest + 1;
             var now = _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
             try
@@ -270,6 +275,9 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore
         }
     }
 
+    /// <summary>Test seam: runs inside the first attempt of a write, after the read and before the write.</summary>
+    internal Func<CancellationToken, Task>? BetweenReadAndWrite { get; set; }
+
     /// <summary>Number of watch requests started (for tests: proves the watch was restarted).</summary>
     internal int WatchRequests => _watchRequests;
 
@@ -285,6 +293,8 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore
         string? resourceVersion = null;
         var first = true;
         var failures = 0;
+        long? watchStarted = null;
+        var gone = false;
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -326,7 +336,8 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore
                     first = false;
                 }
 
-                var gone = false;
+                gone = false;
+                watchStarted = _time.GetTimestamp();
                 Interlocked.Increment(ref _watchRequests);
                 var response = _client.CoreV1.ListNamespacedSecretWithHttpMessagesAsync(
                     _options.Namespace,
@@ -405,8 +416,18 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore
             {
                 break;
             }
+            catch (Exception ex) when (!gone && resourceVersion is not null && watchStarted is { } started && _time.GetElapsedTime(started) >= TimeSpan.FromSeconds(1)
+                                       && ex is HttpRequestException or IOException)
+            {
+                // A watch that ran and then lost its stream (the server ending it at timeoutSeconds shows up this way
+                // too): resume from the last resourceVersion; if the server no longer has it, it answers 410 and we relist.
+                LogWatchResumed(_logger, ex.Message);
+                failures = 0;
+                watchStarted = null;
+            }
             catch (Exception ex) when (ex is HttpOperationException or HttpRequestException or IOException or KubernetesException or OperationCanceledException)
             {
+                watchStarted = null;
                 failures++;
                 var delay = Backoff(failures);
                 LogWatchFailed(_logger, ex.Message, delay);
@@ -556,6 +577,9 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore
 
     [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Key watch failed: {Error}; relisting in {Delay}")]
     private static partial void LogWatchFailed(ILogger logger, string error, TimeSpan delay);
+
+    [LoggerMessage(EventId = 406, Level = LogLevel.Debug, Message = "Key watch stream ended ({Reason}); resuming from the last resourceVersion")]
+    private static partial void LogWatchResumed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Key watch error event: {Error}")]
     private static partial void LogWatchError(ILogger logger, string error);
