@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using CloudVpn.KeyRotation;
 using CloudVpn.KeyStores;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -13,7 +14,7 @@ namespace CloudVpn.Secrets.Vault;
 /// <c>{mount}/data/{prefix}/{id}</c> whose data is <c>{"value": "&lt;base64&gt;"}</c>; key versions are KV versions,
 /// compare-and-swap is KV's <c>cas</c>, watching polls the key's metadata.
 /// </summary>
-public sealed partial class VaultKeyStore : IKeyStore
+public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
 {
     /// <summary>The field of the KV secret's data that holds the key, base64-encoded.</summary>
     public const string ValueField = "value";
@@ -184,10 +185,10 @@ public sealed partial class VaultKeyStore : IKeyStore
     }
 
     /// <summary>
-    /// Destroys (permanently) the versions of <paramref name="id"/> older than the newest <paramref name="keep"/>;
-    /// returns how many were destroyed.
+    /// Destroys (permanently, KV v2 <c>destroy</c>) the versions of <paramref name="id"/> older than the newest
+    /// <paramref name="keep"/>; returns how many were destroyed.
     /// </summary>
-    public async ValueTask<int> DestroyOldVersionsAsync(string id, int keep, CancellationToken cancellationToken = default)
+    public async ValueTask<int> PruneAsync(string id, int keep, CancellationToken cancellationToken = default)
     {
         VaultPaths.ValidateId(id);
         ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);

@@ -401,3 +401,28 @@ public sealed class KeyRotationTests : IDisposable
         }
     }
 }
+
+/// <summary>History pruning of the file key store (used by the rotation loop).</summary>
+public sealed class FileKeyStorePruningTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("cv-prune").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task Prune_keeps_the_newest_versions_only()
+    {
+        var store = new FileKeyStore(new FileKeyStoreOptions { Directory = _dir });
+        var ct = TestContext.Current.CancellationToken;
+        for (byte i = 1; i <= 5; i++)
+        {
+            await store.PutAsync("k", new[] { i }, cancellationToken: ct);
+        }
+
+        Assert.Equal(3, await store.PruneAsync("k", 2, ct));
+        Assert.Equal([4L, 5L], (await store.ListVersionsAsync("k", ct)).Select(v => v.Version));
+        Assert.Equal(0, await store.PruneAsync("k", 2, ct));
+        Assert.Equal(0, await store.PruneAsync("absent", 2, ct));
+        Assert.Equal(6, await store.PutAsync("k", new byte[] { 6 }, expectedVersion: 5, ct));
+    }
+}

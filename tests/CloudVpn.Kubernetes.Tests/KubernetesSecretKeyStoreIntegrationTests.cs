@@ -46,6 +46,9 @@ public sealed class KubernetesSecretKeyStoreIntegrationTests
         Assert.Equal("gw/private", secret.Metadata.Annotations[KubernetesSecretKeyStore.KeyIdAnnotation]);
         Assert.Equal(["v3", "v4", "v5"], secret.Data.Keys.Order(StringComparer.Ordinal));
 
+        Assert.Equal(2, await store.PruneAsync("gw/private", keep: 1, Ct));
+        Assert.Equal([5L], (await store.ListVersionsAsync("gw/private", Ct)).Select(v => v.Version));
+
         Assert.True(await store.DeleteAsync("gw/private", Ct));
         Assert.False(await store.DeleteAsync("gw/private", Ct));
         Assert.Null(await store.GetAsync("gw/private", cancellationToken: Ct));

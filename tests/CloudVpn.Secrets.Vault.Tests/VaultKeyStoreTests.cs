@@ -81,7 +81,7 @@ public sealed class VaultKeyStoreTests : IAsyncLifetime
         Assert.Equal([3L, 4L, 5L], versions.Select(v => v.Version));
         Assert.All(versions, v => Assert.True(v.CreatedAt > DateTimeOffset.UtcNow.AddMinutes(-5)));
 
-        Assert.Equal(2, await store.DestroyOldVersionsAsync("ca", keep: 1, Ct));
+        Assert.Equal(2, await store.PruneAsync("ca", keep: 1, Ct));
         Assert.Equal([5L], (await store.ListVersionsAsync("ca", Ct)).Select(v => v.Version));
         Assert.Null(await store.GetAsync("ca", 3, Ct));
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
+using CloudVpn.KeyRotation;
 using CloudVpn.KeyStores;
 using k8s;
 using k8s.Autorest;
@@ -19,7 +20,7 @@ namespace CloudVpn.Kubernetes.KeyStores;
 /// when the server ends it, relisted on 410 Gone). Only Secrets carrying this store's labels are read or changed: a
 /// Secret of the same name without them is reported, never touched. Needs the Role of <see cref="KubernetesSecretKeyStoreRbac"/>.
 /// </summary>
-public sealed partial class KubernetesSecretKeyStore : IKeyStore
+public sealed partial class KubernetesSecretKeyStore : IKeyStore, IKeyHistoryPruning
 {
     /// <summary>The Secret type of key Secrets.</summary>
     public const string SecretType = "cloudvpn.io/key";
@@ -226,6 +227,53 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore
         catch (HttpOperationException ex)
         {
             throw ApiError(ex, $"Deleting key '{id}' (Secret {_options.Namespace}/{secret.Metadata.Name})");
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<int> PruneAsync(string id, int keep, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);
+        for (var attempt = 1; ; attempt++)
+        {
+            var secret = await ReadOwnAsync(id, cancellationToken);
+            if (secret is null)
+            {
+                return 0;
+            }
+
+            var versions = Versions(secret);
+            var excess = Math.Max(0, versions.Count - keep);
+            if (excess == 0)
+            {
+                ZeroData(secret);
+                return 0;
+            }
+
+            foreach (var v in versions.Take(excess))
+            {
+                CryptographicOperations.ZeroMemory(secret.Data![DataKey(v)]);
+                secret.Data.Remove(DataKey(v));
+                secret.Metadata.Annotations?.Remove(CreatedAnnotationPrefix + v.ToString(CultureInfo.InvariantCulture));
+            }
+
+            try
+            {
+                await _client.CoreV1.ReplaceNamespacedSecretAsync(secret, secret.Metadata.Name, _options.Namespace, cancellationToken: cancellationToken);
+                return excess;
+            }
+            catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.Conflict && attempt < MaxWriteAttempts)
+            {
+                LogWriteRace(_logger, id, attempt);
+            }
+            catch (HttpOperationException ex)
+            {
+                throw ApiError(ex, $"Pruning key '{id}'");
+            }
+            finally
+            {
+                ZeroData(secret);
+            }
         }
     }
 
