@@ -109,6 +109,48 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task The_driver_tunnel_talks_to_wireguard_go_and_reports_the_handshake()
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.RequireCommand("wireguard-go");
+        Prerequisite.RequireCommand("wg");
+        Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
+        using var net = new NetnsPair("wy");
+        using var wgGo = Interop.WireGuardProcess.Start(Interop.Implementation.WireGuardGo, net.Right);
+        var store = _services.GetRequiredService<IKeyStore>();
+        using var ourKey = WireGuardSecretKey.GeneratePrivateKey();
+        using var theirKey = WireGuardSecretKey.GeneratePrivateKey();
+        using var psk = WireGuardSecretKey.GeneratePresharedKey();
+        await store.PutAsync("gw", ourKey.Bytes.ToArray());
+        await store.PutAsync("psk", Encoding.ASCII.GetBytes(psk.ToBase64()));
+        var theirKeyFile = Path.Combine(_keyDir, "their.key");
+        var pskFile = Path.Combine(_keyDir, "psk.txt");
+        await File.WriteAllTextAsync(theirKeyFile, theirKey.ToBase64());
+        await File.WriteAllTextAsync(pskFile, psk.ToBase64());
+        wgGo.Wg($"set {wgGo.Name} private-key {theirKeyFile} listen-port 51820 peer {ourKey.GetPublicKey()} preshared-key {pskFile} allowed-ips 10.61.0.1/32");
+        wgGo.Ip($"addr add 10.61.0.2/24 dev {wgGo.Name}");
+        wgGo.Ip($"link set {wgGo.Name} up");
+
+        var name = $"cvdrw{Environment.ProcessId % 10000}";
+        var spec = new TunnelSpec(
+            new DeviceSpec(name, new KeyReference("gw"), 0, []) { InterfaceAddresses = [InterfaceAddress.Parse("10.61.0.1/24")] },
+            [new PeerSpec(theirKey.GetPublicKey().ToBase64(), [IPNetwork.Parse("10.61.0.2/32")]) { Endpoint = $"{net.RightIp}:51820", PresharedKey = new KeyReference("psk") }])
+        {
+            DriverSettings = new Dictionary<string, string> { ["wireguard-userspace.netns"] = net.Left, ["wireguard-userspace.uapi-socket-directory"] = "none" },
+        };
+        await using var tunnel = await _services.GetRequiredService<UserspaceWireGuardDriver>().OpenAsync(spec);
+
+        var (exit, stdout, stderr) = NetnsPair.Exec(net.Left, "ping -c 3 -i 0.2 -W 3 10.61.0.2", check: false);
+        Assert.True(exit == 0, stdout + stderr);
+        var status = await tunnel.GetStatusAsync();
+        var peer = Assert.Single(status.Peers);
+        Assert.NotNull(peer.LastHandshake);
+        Assert.True(peer.ReceivedBytes > 0 && peer.TransmittedBytes > 0);
+        Assert.True(status.ListenPort > 0);
+        Assert.Contains(ourKey.GetPublicKey().ToBase64(), wgGo.Wg($"show {wgGo.Name} latest-handshakes"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_missing_key_is_reported_with_its_reference()
     {
         Prerequisite.RequireRoot();
