@@ -1,4 +1,5 @@
 using System.Net;
+using CloudVpn.KeyRotation;
 using CloudVpn.KeyStores;
 using CloudVpn.WireGuard.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -64,7 +65,7 @@ internal static class GatewayApp
         var cloudVpn = services.AddCloudVpn()
             .AddFileKeyStore(Path.IsPathFullyQualified(dataDir) ? Path.Combine(dataDir, "keys") : "/nonexistent-data-dir/keys", "file", isDefault: true);
         (configureDrivers ?? AddDefaultDrivers)(cloudVpn);
-        AddKeyRotation(cloudVpn);
+        AddKeyRotation(cloudVpn, builder.Configuration.GetSection("CloudVpn:KeyRotation"));
 
         services.AddSingleton<GatewayKey>();
         services.AddSingleton<ConnectionEvents>();
@@ -97,13 +98,28 @@ internal static class GatewayApp
     }
 
     /// <summary>
-    /// Hook for the key rotation loop (branch <c>keys</c>): register its hosted service here. It writes new versions of
-    /// <see cref="GatewayKey.KeyId"/> to the key store; <see cref="GatewayService"/> takes each new version into use,
-    /// counts it in <c>cloudvpn_key_rotations_total</c> and logs a <c>key_rotated</c> event.
+    /// The key rotation loop, when <c>CloudVpn:KeyRotation:Interval</c> is set (off by default: a new gateway key needs
+    /// every client to learn the new public key). The loop writes new versions of <see cref="GatewayKey.KeyId"/>; the
+    /// gateway switches to each at the loop's switch phase, counts it in <c>cloudvpn_key_rotations_total</c> and logs
+    /// <c>key_rotated</c>. Without the loop, a version written by someone else (a one-shot rotation job) is taken when it appears.
     /// </summary>
-    public static void AddKeyRotation(ICloudVpnBuilder cloudVpn)
+    public static void AddKeyRotation(ICloudVpnBuilder cloudVpn, IConfigurationSection section)
     {
         ArgumentNullException.ThrowIfNull(cloudVpn);
+        ArgumentNullException.ThrowIfNull(section);
+        var enabled = !string.IsNullOrWhiteSpace(section["Interval"]);
+        cloudVpn.Services.AddSingleton(new GatewayKeySwitch { DrivenByRotationLoop = enabled });
+        if (!enabled)
+        {
+            return;
+        }
+
+        cloudVpn.Services.AddSingleton<IKeyRotationParticipant, GatewayKeyRotationParticipant>();
+        cloudVpn.AddKeyRotation(o =>
+        {
+            section.Bind(o);
+            o.Keys.Add(new RotatedKey(GatewayKey.KeyId, RotatedKeyKind.PrivateKey));
+        });
     }
 
     private static void MapEndpoints(WebApplication app)

@@ -22,6 +22,7 @@ internal sealed partial class GatewayService(
     IServiceProvider services,
     GatewayState state,
     GatewayConsole console,
+    GatewayKeySwitch keySwitch,
     IOptions<GatewayOptions> options,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
@@ -73,7 +74,15 @@ internal sealed partial class GatewayService(
                         peers = await ReloadPeersAsync(tunnel, state.Key!.Version, peers, stoppingToken);
                     }
 
-                    await TakeNewKeyAsync(gatewayKey, keyStore, tunnel, peers, stoppingToken);
+                    if (!keySwitch.DrivenByRotationLoop)
+                    {
+                        await TakeNewKeyAsync(gatewayKey, keyStore, tunnel, peers, stoppingToken);
+                    }
+                }
+
+                while (keySwitch.TryTake(out var request))
+                {
+                    await SwitchKeyAsync(gatewayKey, tunnel, peers, request, stoppingToken);
                 }
 
                 await ReadStatusAsync(tunnel, stoppingToken);
@@ -153,6 +162,27 @@ internal sealed partial class GatewayService(
 
         await tunnel.ApplyAsync(BuildSpec(next.Version, peers), cancellationToken);
         state.KeyRotated(next);
+    }
+
+    private async Task SwitchKeyAsync(GatewayKey gatewayKey, ITunnel tunnel, IReadOnlyList<PeerEntry> peers, KeySwitchRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (state.Key!.Version != request.Version)
+            {
+                var next = await gatewayKey.ReadAsync(request.Version, cancellationToken)
+                    ?? throw new KeyStoreException($"Key '{GatewayKey.KeyId}' version {request.Version} does not exist.");
+                await tunnel.ApplyAsync(BuildSpec(next.Version, peers), cancellationToken);
+                state.KeyRotated(next);
+            }
+
+            request.Done.TrySetResult();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // the rotation loop retries the switch with backoff; the old key stays in force meanwhile
+            request.Done.TrySetException(e);
+        }
     }
 
     private async Task ReadStatusAsync(ITunnel tunnel, CancellationToken cancellationToken)

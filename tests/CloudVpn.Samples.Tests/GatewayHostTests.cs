@@ -104,6 +104,37 @@ public sealed class GatewayHostTests : IDisposable
     }
 
     [Fact]
+    public async Task With_the_rotation_loop_the_gateway_switches_keys_at_its_switch_phase()
+    {
+        var (gateway, _) = await InProcessGateway.StartAsync(
+            _dir.Path,
+            extraArgs: ["--CloudVpn:KeyRotation:Interval=00:00:02", "--CloudVpn:KeyRotation:Overlap=00:00:00.500", "--CloudVpn:KeyRotation:CheckInterval=00:00:00.200"]);
+        await using (gateway)
+        {
+            await Eventually.HoldsAsync(() => gateway.Driver.Specs.Count == 1, "the tunnel to open");
+            var first = gateway.State.Key!.PublicKey;
+
+            await Eventually.HoldsAsync(() => gateway.Driver.Specs[^1].Device.PrivateKey.Version >= 2, "the loop to rotate the key", timeoutMs: 20_000);
+            var logs = gateway.Logs.GetSnapshot();
+            var published = Assert.Single(logs, r => r.Id.Id == 20 && r.GetStructuredStateValue("Version") == "2");
+            var rotated = Assert.Single(logs, r => r.GetStructuredStateValue("Event") == ConnectionEvents.KeyRotatedEvent && r.GetStructuredStateValue("NewVersion") == "2");
+            Assert.True(published.Timestamp <= rotated.Timestamp);
+            Assert.Equal(published.GetStructuredStateValue("PublicKey"), rotated.GetStructuredStateValue("PublicKey"));
+            Assert.NotEqual(first, rotated.GetStructuredStateValue("PublicKey"));
+            Assert.True(await gateway.MetricAsync("cloudvpn_key_rotations_total") >= 1);
+        }
+    }
+
+    [Fact]
+    public async Task Bad_rotation_settings_stop_the_host_at_start()
+    {
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => InProcessGateway.StartAsync(_dir.Path, extraArgs: ["--CloudVpn:KeyRotation:Interval=00:01:00", "--CloudVpn:KeyRotation:Overlap=00:02:00"]));
+        var errors = GatewayApp.SettingsErrors(e);
+        Assert.NotNull(errors);
+        Assert.Contains(errors, m => m.StartsWith("CloudVpn:KeyRotation:Overlap:", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_restart_keeps_the_public_key_and_the_peers()
     {
         string publicKey;
