@@ -20,7 +20,7 @@ internal sealed class GatewayConsole(IOptions<GatewayOptions> options, TextWrite
             .AppendLine()
             .AppendLine("CloudVpn gateway is up")
             .AppendLine($"  public key : {key.PublicKey}{(key.Created ? "  (created now, kept in " + o.KeysDirectory + ")" : string.Empty)}")
-            .AppendLine($"  endpoint   : {endpoint}")
+            .AppendLine($"  endpoint   : {endpoint}{(string.IsNullOrWhiteSpace(o.PublicEndpoint) ? "  (guessed from this host's addresses; set --public-endpoint to what clients reach)" : string.Empty)}")
             .AppendLine($"  interface  : {o.Interface} {o.Address}, driver {selection.Driver.Name}")
             .AppendLine($"  peers      : {peerCount} in {o.PeersFile} (re-read on change)")
             .AppendLine($"  metrics    : http://{o.Http}/metrics   health: /healthz /readyz")

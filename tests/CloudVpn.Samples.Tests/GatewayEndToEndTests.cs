@@ -107,7 +107,15 @@ public sealed class GatewayEndToEndTests : IDisposable
         await WaitForAsync(() => Events(gateway.Stdout).Any(e => e.Event == ConnectionEvents.PeerConnectedEvent && e.Peer == "client1"), "the peer_connected event", gateway);
         Assert.Contains($"latest handshake", NetnsPair.Exec(net.Right, $"wg show {clientIf}").Stdout, StringComparison.Ordinal);
 
-        // 5. a restart keeps the public key (and prints no new first peer)
+        // 5. --add-peer while the gateway runs: the new client's configuration on stdout, the running device gets the peer
+        var added = Cmd.Run("dotnet", $"{TestPaths.GatewayDll} --data-dir {dataDir} --public-endpoint {net.LeftIp}:51820 --add-peer laptop", check: false);
+        Assert.True(added.ExitCode == 0, added.Stderr);
+        var laptop = PeersTests.ParseWgQuick(added.Stdout);
+        Assert.Equal("10.8.0.3/32", laptop["Interface.Address"]);
+        Assert.Equal(publicKey, laptop["Peer.PublicKey"]);
+        await WaitForAsync(() => NetnsPair.Exec(net.Left, $"wg show {gatewayIf} peers").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length == 2, "the running gateway to add the new peer", gateway);
+
+        // 6. a restart keeps the public key (and prints no new first peer)
         Stop(gateway);
         var again = StartGateway(net.Left, dataDir, gatewayIf, net.LeftIp);
         await WaitForAsync(() => again.Stderr.Contains("public key :", StringComparison.Ordinal), "the restarted gateway's banner", again);
