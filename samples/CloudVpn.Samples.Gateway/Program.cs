@@ -120,6 +120,11 @@ namespace CloudVpn.Samples.Gateway
                 await Console.Error.WriteLineAsync(e.Message);
                 return ExitBadSettings;
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CloudVpn.KeyStores.KeyStoreException)
+            {
+                await Console.Error.WriteLineAsync($"--add-peer failed: {e.Message}");
+                return 1;
+            }
         }
 
         /// <summary>

@@ -37,6 +37,23 @@ public sealed class CommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Concurrent_add_peer_runs_get_distinct_addresses()
+    {
+        var dataDir = Path.Combine(_dir.Path, "data");
+        var runs = Enumerable.Range(1, 3)
+            .Select(i => Task.Run(() => Cmd.Run("dotnet", $"{TestPaths.GatewayDll} --data-dir {dataDir} --public-endpoint 192.0.2.1:51820 --add-peer peer{i}", check: false)))
+            .ToArray();
+        var results = await Task.WhenAll(runs);
+
+        Assert.All(results, r => Assert.True(r.ExitCode == 0, r.Stderr));
+        var peers = PeersFile.Load(Path.Combine(dataDir, "peers.json"));
+        Assert.Equal(["peer1", "peer2", "peer3"], peers.Select(p => p.Name).Order());
+        Assert.Equal(3, peers.Select(p => p.AllowedIps[0]).Distinct().Count());
+        var printed = results.Select(r => PeersTests.ParseWgQuick(r.Stdout)["Interface.Address"]).Order();
+        Assert.Equal(peers.Select(p => p.AllowedIps[0].ToString()).Order(), printed);
+    }
+
+    [Fact]
     public async Task Rotate_keys_rotates_only_when_due_or_forced_and_exits()
     {
         var dataDir = Path.Combine(_dir.Path, "data");
