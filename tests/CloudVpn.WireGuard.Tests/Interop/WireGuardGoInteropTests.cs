@@ -202,6 +202,37 @@ public sealed class DropInLifecycleTests
     }
 
     [Fact]
+    public void Without_foreground_it_detaches_and_the_parent_returns_once_the_socket_exists()
+    {
+        using var net = new NetnsPair("wd");
+        WireGuardProcess.RequirePrerequisites(Implementation.CloudVpn);
+        var name = WireGuardProcess.UniqueName("cvb");
+        var socket = $"/var/run/wireguard/{name}.sock";
+        try
+        {
+            var (exit, stdout, stderr) = NetnsPair.Exec(net.Left, $"{WireGuardProcess.DropInPath} {name}", check: false, timeoutMs: 20_000);
+            Assert.True(exit == 0, stdout + stderr);
+            Assert.True(File.Exists(socket));
+            Assert.Contains("mtu 1420", NetnsPair.Exec(net.Left, $"ip link show {name}").Stdout, StringComparison.Ordinal);
+            Assert.Contains("listening port", NetnsPair.Exec(net.Left, $"wg show {name}").Stdout, StringComparison.Ordinal);
+
+            // the detached daemon stops when its socket goes, taking the interface with it
+            File.Delete(socket);
+            var sw = Stopwatch.StartNew();
+            while (NetnsPair.Exec(net.Left, $"ip link show {name}", check: false).ExitCode == 0 && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Sleep(100);
+            }
+
+            Assert.NotEqual(0, NetnsPair.Exec(net.Left, $"ip link show {name}", check: false).ExitCode);
+        }
+        finally
+        {
+            File.Delete(socket);
+        }
+    }
+
+    [Fact]
     public void Bad_arguments_print_usage_and_fail()
     {
         WireGuardProcess.RequirePrerequisites(Implementation.CloudVpn);
