@@ -342,24 +342,14 @@ public sealed partial class WireGuardEngine : IDisposable
 
     private void SendStaged(WireGuardPeer peer)
     {
-        while (peer.TryDequeueStaged(out var buffer, out var length))
+        if (!peer.FlushStaged(this))
         {
-            try
-            {
-                if (!TrySendWithCurrent(peer, buffer.AsSpan(0, length)))
-                {
-                    // no usable session: keep the packet (at the back of the queue) and ask for one
-                    peer.Stage(buffer.AsSpan(0, length));
-                    SendHandshakeInitiation(peer, isRetry: false);
-                    return;
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            // no usable session: the packets stay queued (in order) and we ask for one
+            SendHandshakeInitiation(peer, isRetry: false);
         }
     }
+
+    internal bool TrySendStaged(WireGuardPeer peer, ReadOnlySpan<byte> packet) => TrySendWithCurrent(peer, packet);
 
     private void SendTransport(WireGuardPeer peer, Keypair keypair, ulong counter, ReadOnlySpan<byte> packet, long now)
     {
