@@ -257,6 +257,17 @@ public sealed class UapiServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Without_inotify_the_removal_is_found_by_polling()
+    {
+        await using var server = UapiServer.Start("wgtest0", _device, NullLogger.Instance, _directory, pollForRemoval: true);
+        await Task.Delay(1200, TestContext.Current.CancellationToken);
+        Assert.False(server.SocketRemoved.IsCompleted);
+        File.Delete(server.SocketPath);
+        var finished = await Task.WhenAny(server.SocketRemoved, Task.Delay(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Assert.Same(server.SocketRemoved, finished);
+    }
+
+    [Fact]
     public async Task Renaming_the_socket_file_away_also_counts_as_removal()
     {
         await using var server = Start();
