@@ -9,17 +9,17 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace CloudVpn.WireGuard.Tests.Uapi;
 
 /// <summary>
-/// The same <c>wg</c> commands and the same raw requests against our <see cref="UapiServer"/> (over the
-/// <see cref="InMemoryUapiDevice"/> test model) and against a real wireguard-go device in a network namespace; what
-/// <c>wg</c> prints and what the sockets answer must match.
+/// Conformance with wireguard-go: the same <c>wg</c> commands and the same raw requests against one of our devices and
+/// against a real wireguard-go device in a network namespace; what <c>wg</c> prints and what the sockets answer must
+/// match. A subclass says how to start our device (any <see cref="IUapiDevice"/> behind a <see cref="UapiServer"/> on
+/// <c>/var/run/wireguard/&lt;name&gt;.sock</c>), so the userspace device can run the same suite.
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed class WireGuardGoComparisonTests : IAsyncLifetime
+public abstract class UapiConformanceTests : IAsyncLifetime
 {
     private readonly string _id = TestInterfaceNames.Next(string.Empty);
     private readonly string _files = Directory.CreateTempSubdirectory("cvwgc").FullName;
-    private readonly InMemoryUapiDevice _device = new();
-    private UapiServer? _server;
+    private IAsyncDisposable? _ours;
     private Process? _wireguardGo;
     private string? _namespace;
 
@@ -31,9 +31,9 @@ public sealed class WireGuardGoComparisonTests : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
-        if (_server is not null)
+        if (_ours is not null)
         {
-            await _server.DisposeAsync();
+            await _ours.DisposeAsync();
         }
 
         if (_wireguardGo is not null)
@@ -54,9 +54,11 @@ public sealed class WireGuardGoComparisonTests : IAsyncLifetime
             Cmd.Run("ip", $"netns del {_namespace}", check: false);
         }
 
-        _device.Dispose();
         Directory.Delete(_files, recursive: true);
     }
+
+    /// <summary>Starts our device under <paramref name="interfaceName"/>, serving the userspace API in the default directory.</summary>
+    protected abstract IAsyncDisposable StartOurDevice(string interfaceName);
 
     private void StartBoth()
     {
@@ -65,7 +67,7 @@ public sealed class WireGuardGoComparisonTests : IAsyncLifetime
         Prerequisite.RequireCommand("wireguard-go");
         Prerequisite.RequireCommand("ip");
         Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun (wireguard-go creates a TUN device)");
-        _server = UapiServer.Start(Ours, _device, NullLogger.Instance);
+        _ours = StartOurDevice(Ours);
 
         _namespace = $"cvgns{_id}";
         Cmd.Run("ip", $"netns add {_namespace}");
@@ -252,5 +254,29 @@ public sealed class WireGuardGoComparisonTests : IAsyncLifetime
         }
 
         return answer.ToString();
+    }
+}
+
+/// <summary>The conformance suite over <see cref="InMemoryUapiDevice"/>, the test model of a device.</summary>
+[Trait("Category", "Integration")]
+public sealed class InMemoryDeviceConformanceTests : UapiConformanceTests
+{
+    protected override IAsyncDisposable StartOurDevice(string interfaceName) => new ModelDevice(interfaceName);
+
+    private sealed class ModelDevice : IAsyncDisposable
+    {
+        private readonly InMemoryUapiDevice _device = new();
+        private readonly UapiServer _server;
+
+        public ModelDevice(string interfaceName)
+        {
+            _server = UapiServer.Start(interfaceName, _device, NullLogger.Instance);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _server.DisposeAsync();
+            _device.Dispose();
+        }
     }
 }
