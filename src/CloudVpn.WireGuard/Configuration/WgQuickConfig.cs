@@ -14,6 +14,8 @@ namespace CloudVpn.WireGuard.Configuration;
 /// </summary>
 public sealed record WgQuickConfig : IDisposable
 {
+    private static readonly byte[] NoKey = new byte[WireGuardSecretKey.Length];
+
     /// <summary>The <c>[Interface]</c> section.</summary>
     public required WgQuickInterface Interface { get; init; }
 
@@ -34,6 +36,61 @@ public sealed record WgQuickConfig : IDisposable
     /// PreUp/PostUp/PreDown/PostDown and SaveConfig, for <c>wg setconf</c>/<c>wg syncconf</c>. Contains keys.
     /// </summary>
     public string WriteWgConfig() => WgQuickWriter.Write(this, includeWgQuickKeys: false);
+
+    /// <summary>
+    /// The userspace API request that <c>wg setconf</c> sends for this file: every peer replaced, each peer's allowed
+    /// IPs replaced; what the file leaves out is reset (no private key, no preshared key, listen port 0 = any,
+    /// no firewall mark, no keepalive), as wg does. The request holds copies of the keys (dispose it).
+    /// </summary>
+    /// <param name="resolveEndpoint">
+    /// Turns a host-name endpoint into an address (wg resolves names when it applies a file); null refuses names.
+    /// </param>
+    /// <exception cref="WgQuickConfigException">An endpoint is a host name and no resolver was given.</exception>
+    public Uapi.UapiSetRequest ToSetRequest(Func<WgQuickEndpoint, IPEndPoint>? resolveEndpoint = null)
+    {
+        var peers = new List<Uapi.UapiPeerUpdate>(Peers.Count);
+        try
+        {
+            foreach (var peer in Peers)
+            {
+                IPEndPoint? endpoint = null;
+                if (peer.Endpoint is not null)
+                {
+                    endpoint = peer.Endpoint.TryGetIPEndPoint()
+                        ?? resolveEndpoint?.Invoke(peer.Endpoint)
+                        ?? throw new WgQuickConfigException(0, "Endpoint", $"'{peer.Endpoint}' of peer {peer.PublicKey} is a host name and no resolver was given");
+                }
+
+                peers.Add(new Uapi.UapiPeerUpdate
+                {
+                    PublicKey = peer.PublicKey,
+                    PresharedKey = new WireGuardSecretKey(peer.PresharedKey is null ? NoKey : peer.PresharedKey.Bytes),
+                    Endpoint = endpoint,
+                    PersistentKeepaliveInterval = peer.PersistentKeepalive ?? 0,
+                    ReplaceAllowedIps = true,
+                    AllowedIps = peer.AllowedIps,
+                });
+            }
+        }
+        catch
+        {
+            foreach (var built in peers)
+            {
+                built.PresharedKey?.Dispose();
+            }
+
+            throw;
+        }
+
+        return new Uapi.UapiSetRequest
+        {
+            PrivateKey = new WireGuardSecretKey(Interface.PrivateKey is null ? NoKey : Interface.PrivateKey.Bytes),
+            ListenPort = Interface.ListenPort ?? 0,
+            FirewallMark = Interface.FirewallMark ?? 0,
+            ReplacePeers = true,
+            Peers = peers,
+        };
+    }
 
     /// <summary>Zeroes the private key and every preshared key.</summary>
     public void Dispose()

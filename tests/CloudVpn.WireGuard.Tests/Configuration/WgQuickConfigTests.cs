@@ -272,4 +272,29 @@ public class WgQuickConfigTests
         Assert.Equal(config.Peers[0].Endpoint, parsed.Peers[0].Endpoint);
         Assert.Equal(text, parsed.Write());
     }
+
+    [Fact]
+    public void ToSetRequest_needs_a_resolver_for_host_names_and_uses_it()
+    {
+        using var config = WgQuickConfig.Parse(Canonical);
+        var ex = Assert.Throws<WgQuickConfigException>(() => config.ToSetRequest());
+        Assert.Equal("Endpoint", ex.Key);
+        Assert.Contains("'vpn.example.com:4500'", ex.Message, StringComparison.Ordinal);
+
+        using var request = config.ToSetRequest(e => new IPEndPoint(IPAddress.Parse("203.0.113.7"), e.Port));
+        Assert.True(request.ReplacePeers);
+        Assert.Equal((ushort)51820, request.ListenPort);
+        Assert.Equal(0x10u, request.FirewallMark);
+        Assert.Equal(PrivateKey, request.PrivateKey!.ToBase64());
+        Assert.Equal(IPEndPoint.Parse("192.0.2.3:51820"), request.Peers[0].Endpoint);
+        Assert.Equal(IPEndPoint.Parse("203.0.113.7:4500"), request.Peers[1].Endpoint);
+        Assert.Equal(Psk, request.Peers[0].PresharedKey!.ToBase64());
+        Assert.True(request.Peers[1].PresharedKey!.IsZero);
+        Assert.Equal((ushort)0, request.Peers[1].PersistentKeepaliveInterval);
+        Assert.All(request.Peers, p => Assert.True(p.ReplaceAllowedIps));
+
+        // The request owns copies: disposing it leaves the configuration's keys intact.
+        request.Dispose();
+        Assert.Equal(PrivateKey, config.Interface.PrivateKey!.ToBase64());
+    }
 }

@@ -97,4 +97,54 @@ public sealed class WgQuickInteropTests : IDisposable
         // And what wg shows is, once parsed and written by us, the same plain configuration wg started from.
         Assert.Equal(config.WriteWgConfig(), parsed.WriteWgConfig());
     }
+
+    [Fact]
+    public async Task ToSetRequest_does_what_wg_setconf_does()
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.RequireCommand("wg");
+        using var viaWg = new InMemoryUapiDevice();
+        using var viaUs = new InMemoryUapiDevice();
+        var wgName = TestInterfaceNames.Next("cvq");
+        var usName = TestInterfaceNames.Next("cvq");
+        await using var wgServer = UapiServer.Start(wgName, viaWg, NullLogger.Instance);
+        await using var usServer = UapiServer.Start(usName, viaUs, NullLogger.Instance);
+        using var config = SampleConfig();
+        var peerWithoutPsk = config.Peers[1].PublicKey;
+
+        // A previous state that setconf must reset: key, fwmark, a stale peer, a PSK and keepalive the file does not have.
+        var before = WriteFile("before.conf", $"""
+            [Interface]
+            PrivateKey = {WireGuardSecretKey.GeneratePrivateKey().ToBase64()}
+            ListenPort = 1000
+            FwMark = 7
+
+            [Peer]
+            PublicKey = {WireGuardSecretKey.GeneratePrivateKey().GetPublicKey()}
+            AllowedIPs = 10.99.0.0/16
+
+            [Peer]
+            PublicKey = {peerWithoutPsk}
+            PresharedKey = {WireGuardSecretKey.GeneratePresharedKey().ToBase64()}
+            AllowedIPs = 10.98.0.0/16
+            PersistentKeepalive = 5
+            """);
+        Cmd.Run("wg", $"setconf {wgName} {before}");
+        Cmd.Run("wg", $"setconf {usName} {before}");
+
+        using var withoutFirewallMark = config with { Interface = config.Interface with { FirewallMark = null } };
+        var path = WriteFile("plain.conf", withoutFirewallMark.WriteWgConfig());
+        Cmd.Run("wg", $"setconf {wgName} {path}");
+        await using (var client = await UapiClient.ConnectAsync(usName, cancellationToken: TestContext.Current.CancellationToken))
+        {
+            using var request = withoutFirewallMark.ToSetRequest();
+            await client.SetAsync(request, TestContext.Current.CancellationToken);
+        }
+
+        var expected = Cmd.Run("wg", $"showconf {wgName}").Stdout;
+        Assert.Equal(expected, Cmd.Run("wg", $"showconf {usName}").Stdout);
+        Assert.Equal(0u, viaUs.FirewallMark);
+        Assert.Null(viaUs.Peer(peerWithoutPsk)!.PresharedKey);
+        Assert.Equal(2, viaUs.Peers.Count);
+    }
 }
