@@ -264,9 +264,29 @@ public sealed partial class UapiServer : IAsyncDisposable
             {
                 client = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
             {
-                return;
+                return; // disposed, or the socket file was removed
+            }
+            catch (SocketException ex)
+            {
+                if (_stopping.IsCancellationRequested || _socketRemoved.Task.IsCompleted)
+                {
+                    return;
+                }
+
+                // Transient (EMFILE, ENOBUFS...): keep serving rather than go deaf.
+                LogAcceptFailed(_logger, InterfaceName, ex.SocketErrorCode.ToString());
+                try
+                {
+                    await Task.Delay(100, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                continue;
             }
 
             var connection = Task.Run(() => ServeConnectionAsync(client));
@@ -472,6 +492,9 @@ public sealed partial class UapiServer : IAsyncDisposable
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Debug, Message = "Cannot watch {SocketPath} with inotify ({Problem}); checking it every second instead")]
     private static partial void LogPolling(ILogger logger, string socketPath, string problem);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Userspace API {Interface}: accepting a connection failed ({Error}); retrying")]
+    private static partial void LogAcceptFailed(ILogger logger, string @interface, string error);
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Could not delete userspace API socket {SocketPath}: {Problem}")]
     private static partial void LogDeleteFailed(ILogger logger, string socketPath, string problem);
