@@ -32,6 +32,49 @@ public sealed record WgQuickConfig : IDisposable
     public string Write() => WgQuickWriter.Write(this, includeWgQuickKeys: true);
 
     /// <summary>
+    /// Writes <see cref="Write"/> to <paramref name="path"/> atomically: a new file with mode 0600 in the same directory,
+    /// flushed to disk, then renamed over the target, so a reader sees the old file or the new one, never a part.
+    /// </summary>
+    /// <exception cref="IOException">The file cannot be written.</exception>
+    public void Save(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var full = Path.GetFullPath(path);
+        var temporary = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        var text = Write();
+        var bytes = Encoding.UTF8.GetBytes(text);
+        try
+        {
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+
+            using (var stream = new FileStream(temporary, options))
+            {
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, full, overwrite: true);
+        }
+        catch
+        {
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
+
+            throw;
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(bytes);
+        }
+    }
+
+    /// <summary>
     /// The plain <c>wg</c> configuration (what <c>wg-quick strip</c> prints): without Address, DNS, MTU, Table,
     /// PreUp/PostUp/PreDown/PostDown and SaveConfig, for <c>wg setconf</c>/<c>wg syncconf</c>. Contains keys.
     /// </summary>

@@ -297,4 +297,36 @@ public class WgQuickConfigTests
         request.Dispose();
         Assert.Equal(PrivateKey, config.Interface.PrivateKey!.ToBase64());
     }
+
+    [Fact]
+    public void Save_writes_the_file_0600_and_replaces_an_existing_one_whole()
+    {
+        var directory = Directory.CreateTempSubdirectory("cvwqs").FullName;
+        try
+        {
+            var path = Path.Combine(directory, "wg0.conf");
+            File.WriteAllText(path, "old contents");
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            using var config = WgQuickConfig.Parse(Canonical);
+
+            config.Save(path);
+
+            Assert.Equal(Canonical, File.ReadAllText(path));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+            Assert.Equal(["wg0.conf"], Directory.GetFiles(directory).Select(Path.GetFileName));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Save_into_a_missing_directory_fails_and_leaves_nothing()
+    {
+        using var config = WgQuickConfig.Parse(Canonical);
+        var missing = Path.Combine(Path.GetTempPath(), "cvwq-missing-" + Guid.NewGuid().ToString("N"), "wg0.conf");
+        Assert.Throws<DirectoryNotFoundException>(() => config.Save(missing));
+        Assert.False(Directory.Exists(Path.GetDirectoryName(missing)));
+    }
 }
