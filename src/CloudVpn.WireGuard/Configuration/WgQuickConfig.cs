@@ -27,6 +27,32 @@ public sealed record WgQuickConfig : IDisposable
     public static WgQuickConfig Parse(string text) => WgQuickParser.Parse(text);
 
     /// <summary>
+    /// The configuration of a running device, as <c>wg showconf</c> prints it (no Address, DNS or MTU: the device does
+    /// not know them). Copies the keys; the state stays owned by the caller.
+    /// </summary>
+    public static WgQuickConfig FromDeviceState(Uapi.UapiDeviceState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        return new WgQuickConfig
+        {
+            Interface = new WgQuickInterface
+            {
+                PrivateKey = state.PrivateKey is { IsZero: false } key ? new WireGuardSecretKey(key.Bytes) : null,
+                ListenPort = state.ListenPort == 0 ? null : state.ListenPort,
+                FirewallMark = state.FirewallMark == 0 ? null : state.FirewallMark,
+            },
+            Peers = state.Peers.Select(p => new WgQuickPeer
+            {
+                PublicKey = p.PublicKey,
+                PresharedKey = p.PresharedKey is { IsZero: false } psk ? new WireGuardSecretKey(psk.Bytes) : null,
+                AllowedIps = p.AllowedIps,
+                Endpoint = p.Endpoint is null ? null : new WgQuickEndpoint(p.Endpoint.Address.ToString(), (ushort)p.Endpoint.Port),
+                PersistentKeepalive = p.PersistentKeepaliveInterval == 0 ? null : p.PersistentKeepaliveInterval,
+            }).ToArray(),
+        };
+    }
+
+    /// <summary>
     /// The file text, private and preshared keys included: write it only to a file with mode 0600 (or a key store).
     /// </summary>
     public string Write() => WgQuickWriter.Write(this, includeWgQuickKeys: true);

@@ -147,4 +147,29 @@ public sealed class WgQuickInteropTests : IDisposable
         Assert.Null(viaUs.Peer(peerWithoutPsk)!.PresharedKey);
         Assert.Equal(2, viaUs.Peers.Count);
     }
+
+    [Fact]
+    public async Task FromDeviceState_writes_what_wg_showconf_prints()
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.RequireCommand("wg");
+        using var device = new InMemoryUapiDevice();
+        var name = TestInterfaceNames.Next("cvq");
+        using var config = SampleConfig();
+        var path = WriteFile("plain.conf", config.WriteWgConfig());
+        await using var server = UapiServer.Start(name, device, NullLogger.Instance);
+        Cmd.Run("wg", $"setconf {name} {path}");
+        var shown = Cmd.Run("wg", $"showconf {name}").Stdout;
+        using var state = device.Get();
+        using var fromState = WgQuickConfig.FromDeviceState(state);
+
+        // wg puts ListenPort and FwMark before PrivateKey and AllowedIPs before Endpoint; compare as line sets per section.
+        Assert.Equal(Sections(shown), Sections(fromState.Write()));
+        Assert.Equal(config.WriteWgConfig(), fromState.WriteWgConfig());
+    }
+
+    private static string[][] Sections(string text) =>
+        text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(section => section.Split('\n').Order(StringComparer.Ordinal).ToArray())
+            .ToArray();
 }
