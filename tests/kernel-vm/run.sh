@@ -20,7 +20,8 @@ if [ "${1:-}" = "--" ]; then
 else
   TESTS_DLL="$REPO/tests/CloudVpn.WireGuard.Tests/bin/$CONFIGURATION/net10.0/CloudVpn.WireGuard.Tests.dll"
   [ -f "$TESTS_DLL" ] || { echo "kernel-vm: $TESTS_DLL not built (run dotnet build first)" >&2; exit 1; }
-  CMD=(dotnet exec "$TESTS_DLL" --filter-trait "Category=KernelVm" --no-progress --no-ansi)
+  # Run directly, the test executable speaks xunit's own command line (not Microsoft.Testing.Platform's).
+  CMD=(dotnet exec "$TESTS_DLL" -trait "Category=KernelVm" -noColor -noLogo -showLiveOutput)
 fi
 
 need=()
