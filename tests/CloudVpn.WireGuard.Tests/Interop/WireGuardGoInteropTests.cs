@@ -43,6 +43,19 @@ public sealed class WireGuardGoInteropTests
     }
 
     [Fact]
+    public void IPv6_underlay_and_IPv6_inside_the_tunnel()
+    {
+        using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.WireGuardGo, ipv6Underlay: true);
+
+        var (exit, output) = TunnelPair.Ping(pair.Net.Left, TunnelPair.RightTunnelIp6);
+        Assert.True(exit == 0, $"ping6 over an IPv6 underlay failed: {output}\n{pair.Left.Output}");
+        (exit, output) = TunnelPair.Ping(pair.Net.Right, TunnelPair.LeftTunnelIp);
+        Assert.True(exit == 0, $"IPv4 inside, IPv6 outside failed: {output}");
+        Assert.Contains("[2001:db8::1]:51820", pair.Right.Wg($"show {pair.Right.Name} endpoints"), StringComparison.Ordinal);
+        Assert.Contains("[2001:db8::2]:51820", pair.Left.Wg($"show {pair.Left.Name} endpoints"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Roaming_client_address_changes_and_our_gateway_follows()
     {
         // wireguard-go is the client (left, sends keepalives), ours the gateway (right) with no configured endpoint.
