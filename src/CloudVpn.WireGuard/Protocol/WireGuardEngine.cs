@@ -480,6 +480,7 @@ public sealed partial class WireGuardEngine : IDisposable
                 return;
             }
 
+            LogHandshakeRetry(peer.PublicKey, Volatile.Read(ref peer.HandshakeAttempts));
             SendHandshakeInitiation(peer, isRetry: true);
         }
 #pragma warning disable CA1031 // a timer callback must not crash the process
@@ -729,6 +730,7 @@ public sealed partial class WireGuardEngine : IDisposable
             peer.TimerAnyAuthenticatedPacketReceived();
             peer.BeginSession(keypair);
             Counters.HandshakeCompleted();
+            LogSessionDerived(peer.PublicKey, "responder");
 
             _transport.SendDatagram(response, peer.Endpoint ?? source);
             peer.AddTx(response.Length);
@@ -798,6 +800,7 @@ public sealed partial class WireGuardEngine : IDisposable
         peer.MarkHandshakeComplete(Time.GetUtcNow());
         peer.BeginSession(keypair);
         peer.TimerSessionDerived(now);
+        LogSessionDerived(peer.PublicKey, "initiator");
 
         // the initiator confirms the session at once: queued packets, or else a keepalive
         if (peer.HasStagedPackets)
@@ -984,6 +987,12 @@ public sealed partial class WireGuardEngine : IDisposable
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no handshake after {Attempts} attempts, giving up")]
     private partial void LogHandshakeGaveUp(WireGuardPublicKey peer, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: new session as {Role}")]
+    private partial void LogSessionDerived(WireGuardPublicKey peer, string role);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no response, handshake retry {Attempt}")]
+    private partial void LogHandshakeRetry(WireGuardPublicKey peer, int attempt);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: cannot create a handshake initiation (invalid static key)")]
     private partial void LogHandshakeCreationFailed(WireGuardPublicKey peer);
