@@ -119,6 +119,9 @@ public sealed partial class WireGuardEngine : IDisposable
 
     internal TimeProvider Time { get; }
 
+    /// <summary>The peer with <paramref name="publicKey"/>, for tests and diagnostics.</summary>
+    internal WireGuardPeer? FindPeer(WireGuardPublicKey publicKey) => _peers.GetValueOrDefault(publicKey);
+
     /// <summary>Monotonic engine time in ticks (offset by a day so that 0 can mean "never").</summary>
     internal long NowTicks => Time.GetElapsedTime(_startTimestamp).Ticks + TimeSpan.TicksPerDay;
 

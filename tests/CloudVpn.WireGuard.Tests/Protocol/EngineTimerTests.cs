@@ -210,3 +210,56 @@ public sealed class EngineTimerTests
         Assert.DoesNotContain(sent, d => d.Datagram[0] == 4);
     }
 }
+
+/// <summary>The message-count limits, reached by moving the send counter (no test could send 2^60 packets).</summary>
+public sealed class EngineMessageLimitTests
+{
+    [Fact]
+    public void Past_rekey_after_messages_the_sender_starts_a_new_handshake_and_the_packet_still_arrives()
+    {
+        using var pair = new EnginePair();
+        pair.Connect();
+        pair.Advance(TimeSpan.FromSeconds(6)); // past Rekey-Timeout since the first initiation
+        pair.A.FindPeer(pair.B.PublicKey)!.Current!.SkipSendCounterTo((1UL << 60) + 1);
+        var packet = EnginePair.AToB(fill: 5);
+        pair.A.HandleTunPacket(packet);
+        Assert.Equal(2, pair.A.Counters.HandshakeInitiationsSent);
+        pair.Pump();
+        Assert.Equal(packet, pair.BTransport.Tun[^1]); // a far-ahead counter is fine for the replay window
+        Assert.Equal(2, pair.A.Counters.HandshakeResponsesReceived);
+    }
+
+    [Fact]
+    public void At_reject_after_messages_the_keypair_is_not_used_and_the_packet_waits_for_a_new_session()
+    {
+        using var pair = new EnginePair();
+        pair.Connect();
+        pair.Advance(TimeSpan.FromSeconds(6));
+        pair.A.FindPeer(pair.B.PublicKey)!.Current!.SkipSendCounterTo(ulong.MaxValue - (1UL << 13));
+        pair.ATransport.AllSent.Clear();
+        var packet = EnginePair.AToB(fill: 6);
+        pair.A.HandleTunPacket(packet);
+        Assert.DoesNotContain(pair.ATransport.AllSent, d => d.Datagram[0] == 4);
+        pair.Pump();
+        Assert.Equal(packet, pair.BTransport.Tun[^1]);
+        Assert.Equal(0, pair.B.Counters.TotalDrops);
+    }
+
+    [Fact]
+    public void The_receiver_refuses_counters_at_reject_after_messages()
+    {
+        using var pair = new EnginePair();
+        pair.Connect();
+        pair.A.FindPeer(pair.B.PublicKey)!.Current!.SkipSendCounterTo(ulong.MaxValue - (1UL << 13) - 1);
+        pair.A.HandleTunPacket(EnginePair.AToB()); // the last allowed counter
+        var last = pair.ATransport.TakeOutbox().Single(d => d.Datagram[0] == 4).Datagram;
+        pair.B.HandleDatagram(last, pair.AEndpoint);
+        Assert.Equal(0, pair.B.Counters.TotalDrops);
+
+        // forge the header to the limit: the receiver refuses it before decrypting
+        var forged = (byte[])last.Clone();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(forged.AsSpan(8), ulong.MaxValue - (1UL << 13));
+        pair.B.HandleDatagram(forged, pair.AEndpoint);
+        Assert.Equal(1, pair.B.Counters.Drops(WireGuardDropReason.ReplayedCounter));
+    }
+}
