@@ -30,6 +30,7 @@ public sealed partial class WireGuardEngine : IDisposable
     private long _loadWindowStart;
     private int _loadWindowCount;
     private long _underLoadUntil;
+    private long _peerSequence;
     private volatile bool _disposed;
 
     /// <summary>Creates an engine that sends through <paramref name="transport"/> and keeps time with <paramref name="time"/>.</summary>
@@ -153,7 +154,7 @@ public sealed partial class WireGuardEngine : IDisposable
                     return;
                 }
 
-                peer = new WireGuardPeer(this, config.PublicKey);
+                peer = new WireGuardPeer(this, config.PublicKey) { Sequence = ++_peerSequence };
                 lock (peer.HandshakeLock)
                 {
                     peer.Handshake.SetIdentity(_identity);
@@ -218,7 +219,7 @@ public sealed partial class WireGuardEngine : IDisposable
     public IReadOnlyList<WireGuardPeerSnapshot> GetPeers()
     {
         var result = new List<WireGuardPeerSnapshot>();
-        foreach (var peer in _peers.Values)
+        foreach (var peer in _peers.Values.OrderBy(p => p.Sequence))
         {
             WireGuardSecretKey? psk;
             lock (peer.HandshakeLock)
