@@ -74,14 +74,6 @@ internal static class Curve25519
         return key;
     }
 
-    /// <summary>A new clamped private key and its public key.</summary>
-    public static void Generate(Span<byte> privateKey, Span<byte> publicKey)
-    {
-        RandomNumberGenerator.Fill(privateKey[..KeyLength]);
-        Keys.WireGuardSecretKey.Clamp(privateKey[..KeyLength]);
-        DerivePublic(publicKey, privateKey);
-    }
-
     /// <summary>The public key of a private key.</summary>
     public static void DerivePublic(Span<byte> publicKey, ReadOnlySpan<byte> privateKey)
     {
