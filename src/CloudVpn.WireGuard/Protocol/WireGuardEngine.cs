@@ -475,7 +475,9 @@ public sealed partial class WireGuardEngine : IDisposable
 
         try
         {
-            if (Interlocked.Increment(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
+            // as the kernel and wireguard-go: give up once the count of retries is past 18, i.e. after the 19th
+            // retry (20 initiations, about 100 s; their log line says "after 20 attempts")
+            if (Volatile.Read(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
             {
                 LogHandshakeGaveUp(peer.PublicKey, WireGuardTimers.MaxHandshakeAttempts + 2);
                 Counters.HandshakeGaveUp();
@@ -484,7 +486,7 @@ public sealed partial class WireGuardEngine : IDisposable
                 return;
             }
 
-            LogHandshakeRetry(peer.PublicKey, Volatile.Read(ref peer.HandshakeAttempts));
+            LogHandshakeRetry(peer.PublicKey, Interlocked.Increment(ref peer.HandshakeAttempts));
             SendHandshakeInitiation(peer, isRetry: true);
         }
 #pragma warning disable CA1031 // a timer callback must not crash the process
