@@ -905,6 +905,8 @@ public sealed partial class WireGuardEngine : IDisposable
                 return; // keepalive
             }
 
+            // any data (valid inner packet or not) calls for an answer, as in the reference implementations
+            peer.TimerDataReceived(now);
             if (!InnerPacket.TryGetSourceAndLength(plaintext, out var innerSource, out var innerLength))
             {
                 Counters.Drop(WireGuardDropReason.InvalidInnerPacket);
@@ -918,7 +920,6 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             _transport.WriteToTun(plaintext[..innerLength]);
-            peer.TimerDataReceived(now);
         }
         finally
         {
