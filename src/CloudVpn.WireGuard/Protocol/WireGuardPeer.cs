@@ -37,6 +37,7 @@ internal sealed class WireGuardPeer : IDisposable
     private long _armedAt = long.MaxValue;
     private bool _needAnotherKeepalive;
     private bool _disposed;
+    private bool _removed;
 
     public WireGuardPeer(WireGuardEngine engine, WireGuardPublicKey publicKey)
     {
@@ -62,7 +63,14 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Whether the receive-side "last minute" rekey was already started for the current keypair.</summary>
     public bool SentLastMinuteHandshake;
 
-    public bool IsRemoved { get; set; }
+    public bool IsRemoved
+    {
+        get => Volatile.Read(ref _removed);
+        set => Volatile.Write(ref _removed, value);
+    }
+
+    /// <summary>Order of creation, so snapshots list peers as they were added (as <c>wg showconf</c> expects).</summary>
+    public long Sequence { get; init; }
 
     public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint);
 
