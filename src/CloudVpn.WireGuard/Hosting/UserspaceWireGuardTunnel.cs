@@ -102,7 +102,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             deviceChanged = true;
         }
 
-        deviceChanged |= ApplyLink(state.Device, initial);
+        deviceChanged |= ApplyLink(state, initial);
 
         var added = new List<string>();
         var updated = new List<string>();
@@ -168,9 +168,20 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
         return result;
     }
 
-    public ValueTask<TunnelStatus> GetStatusAsync(CancellationToken cancellationToken = default)
+    public async ValueTask<TunnelStatus> GetStatusAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_closed, this);
+        Dictionary<WireGuardPublicKey, string> names;
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_closed, this);
+            names = _applied.ToDictionary(p => p.Key, p => p.Value.DisplayName);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
         var engine = _device.Engine;
         var isUp = false;
         using (var rt = OpenRtNetlink())
@@ -179,7 +190,6 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             isUp = index > 0 && rt.GetLinkState(index) is { IsUp: true };
         }
 
-        var names = _applied.ToDictionary(p => p.Key, p => p.Value.DisplayName);
         var peers = engine.GetPeers().Select(p =>
         {
             p.PresharedKey?.Dispose();
@@ -189,8 +199,9 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
                 AllowedIps = p.AllowedIps,
             };
         }).ToArray();
-        var publicKey = engine.PublicKey;
-        return ValueTask.FromResult(new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey.IsEmpty ? null : publicKey.ToBase64(), _device.Mtu, peers));
+        using var privateKey = engine.PrivateKey;
+        var publicKey = privateKey?.GetPublicKey().ToBase64();
+        return new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey, _device.Mtu, peers);
     }
 
     public async ValueTask CloseAsync(CancellationToken cancellationToken = default)
@@ -230,7 +241,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
 
     private RtNetlink OpenRtNetlink() => _settings.NetworkNamespace is { } ns ? RtNetlink.Open(ns) : RtNetlink.Open();
 
-    private bool ApplyLink(DeviceSpec device, bool initial)
+    private bool ApplyLink(DesiredState state, bool initial)
     {
         var changed = false;
         using var rt = OpenRtNetlink();
@@ -240,6 +251,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             throw new InvalidOperationException($"The interface '{Name}' has disappeared.");
         }
 
+        var device = state.Device;
         if (device.Mtu != _device.Mtu)
         {
             rt.SetLinkMtu(index, device.Mtu);
@@ -247,7 +259,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             changed = true;
         }
 
-        var wanted = device.Addresses.Select(a => (Address: a.BaseAddress, a.PrefixLength)).ToHashSet();
+        var wanted = state.Addresses;
         var present = rt.GetAddresses(index).Where(a => !a.Address.IsIPv6LinkLocal).ToHashSet();
         foreach (var (address, prefix) in present.Where(a => !wanted.Contains(a)))
         {

@@ -41,6 +41,8 @@ public enum WireGuardDropReason
     QueueOverflow,
     /// <summary>The engine has no private key.</summary>
     NoPrivateKey,
+    /// <summary>An unexpected error while handling the packet (a bug or a failing transport); logged.</summary>
+    InternalError,
 }
 
 /// <summary>Counters of the engine (monotonic, thread-safe): drops by reason and handshakes by outcome.</summary>
