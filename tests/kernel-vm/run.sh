@@ -100,7 +100,7 @@ trap 'rm -rf "$CTL"' EXIT
 echo "$REPO" > "$CTL/workdir"
 {
   echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp"
-  echo "export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 CLOUDVPN_IN_KERNEL_VM=1 CI=${CI:-}"
+  echo "export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 CLOUDVPN_IN_KERNEL_VM=1 CLOUDVPN_KERNEL_VM_PERF=${CLOUDVPN_KERNEL_VM_PERF:-} CI=${CI:-}"
   echo "mkdir -p /run/netns /var/run/wireguard /tmp"
   echo "/usr/sbin/ip link set lo up"
   printf 'cd %q && ' "$REPO"

@@ -30,6 +30,7 @@ public sealed partial class WireGuardEngine : IDisposable
     private long _loadWindowStart;
     private int _loadWindowCount;
     private long _underLoadUntil;
+    private long _peerSequence;
     private volatile bool _disposed;
 
     /// <summary>Creates an engine that sends through <paramref name="transport"/> and keeps time with <paramref name="time"/>.</summary>
@@ -119,6 +120,9 @@ public sealed partial class WireGuardEngine : IDisposable
 
     internal TimeProvider Time { get; }
 
+    /// <summary>The peer with <paramref name="publicKey"/>, for tests and diagnostics.</summary>
+    internal WireGuardPeer? FindPeer(WireGuardPublicKey publicKey) => _peers.GetValueOrDefault(publicKey);
+
     /// <summary>Monotonic engine time in ticks (offset by a day so that 0 can mean "never").</summary>
     internal long NowTicks => Time.GetElapsedTime(_startTimestamp).Ticks + TimeSpan.TicksPerDay;
 
@@ -150,7 +154,7 @@ public sealed partial class WireGuardEngine : IDisposable
                     return;
                 }
 
-                peer = new WireGuardPeer(this, config.PublicKey);
+                peer = new WireGuardPeer(this, config.PublicKey) { Sequence = ++_peerSequence };
                 lock (peer.HandshakeLock)
                 {
                     peer.Handshake.SetIdentity(_identity);
@@ -215,7 +219,7 @@ public sealed partial class WireGuardEngine : IDisposable
     public IReadOnlyList<WireGuardPeerSnapshot> GetPeers()
     {
         var result = new List<WireGuardPeerSnapshot>();
-        foreach (var peer in _peers.Values)
+        foreach (var peer in _peers.Values.OrderBy(p => p.Sequence))
         {
             WireGuardSecretKey? psk;
             lock (peer.HandshakeLock)
@@ -342,24 +346,14 @@ public sealed partial class WireGuardEngine : IDisposable
 
     private void SendStaged(WireGuardPeer peer)
     {
-        while (peer.TryDequeueStaged(out var buffer, out var length))
+        if (!peer.FlushStaged(this))
         {
-            try
-            {
-                if (!TrySendWithCurrent(peer, buffer.AsSpan(0, length)))
-                {
-                    // no usable session: keep the packet (at the back of the queue) and ask for one
-                    peer.Stage(buffer.AsSpan(0, length));
-                    SendHandshakeInitiation(peer, isRetry: false);
-                    return;
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            // no usable session: the packets stay queued (in order) and we ask for one
+            SendHandshakeInitiation(peer, isRetry: false);
         }
     }
+
+    internal bool TrySendStaged(WireGuardPeer peer, ReadOnlySpan<byte> packet) => TrySendWithCurrent(peer, packet);
 
     private void SendTransport(WireGuardPeer peer, Keypair keypair, ulong counter, ReadOnlySpan<byte> packet, long now)
     {
@@ -481,7 +475,9 @@ public sealed partial class WireGuardEngine : IDisposable
 
         try
         {
-            if (Interlocked.Increment(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
+            // as the kernel and wireguard-go: give up once the count of retries is past 18, i.e. after the 19th
+            // retry (20 initiations, about 100 s; their log line says "after 20 attempts")
+            if (Volatile.Read(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
             {
                 LogHandshakeGaveUp(peer.PublicKey, WireGuardTimers.MaxHandshakeAttempts + 2);
                 Counters.HandshakeGaveUp();
@@ -490,6 +486,7 @@ public sealed partial class WireGuardEngine : IDisposable
                 return;
             }
 
+            LogHandshakeRetry(peer.PublicKey, Interlocked.Increment(ref peer.HandshakeAttempts));
             SendHandshakeInitiation(peer, isRetry: true);
         }
 #pragma warning disable CA1031 // a timer callback must not crash the process
@@ -739,6 +736,7 @@ public sealed partial class WireGuardEngine : IDisposable
             peer.TimerAnyAuthenticatedPacketReceived();
             peer.BeginSession(keypair);
             Counters.HandshakeCompleted();
+            LogSessionDerived(peer.PublicKey, "responder");
 
             _transport.SendDatagram(response, peer.Endpoint ?? source);
             peer.AddTx(response.Length);
@@ -808,6 +806,7 @@ public sealed partial class WireGuardEngine : IDisposable
         peer.MarkHandshakeComplete(Time.GetUtcNow());
         peer.BeginSession(keypair);
         peer.TimerSessionDerived(now);
+        LogSessionDerived(peer.PublicKey, "initiator");
 
         // the initiator confirms the session at once: queued packets, or else a keepalive
         if (peer.HasStagedPackets)
@@ -906,6 +905,8 @@ public sealed partial class WireGuardEngine : IDisposable
                 return; // keepalive
             }
 
+            // any data (valid inner packet or not) calls for an answer, as in the reference implementations
+            peer.TimerDataReceived(now);
             if (!InnerPacket.TryGetSourceAndLength(plaintext, out var innerSource, out var innerLength))
             {
                 Counters.Drop(WireGuardDropReason.InvalidInnerPacket);
@@ -919,7 +920,6 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             _transport.WriteToTun(plaintext[..innerLength]);
-            peer.TimerDataReceived(now);
         }
         finally
         {
@@ -994,6 +994,12 @@ public sealed partial class WireGuardEngine : IDisposable
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no handshake after {Attempts} attempts, giving up")]
     private partial void LogHandshakeGaveUp(WireGuardPublicKey peer, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: new session as {Role}")]
+    private partial void LogSessionDerived(WireGuardPublicKey peer, string role);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no response, handshake retry {Attempt}")]
+    private partial void LogHandshakeRetry(WireGuardPublicKey peer, int attempt);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: cannot create a handshake initiation (invalid static key)")]
     private partial void LogHandshakeCreationFailed(WireGuardPublicKey peer);

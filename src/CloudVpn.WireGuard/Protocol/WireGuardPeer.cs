@@ -37,6 +37,7 @@ internal sealed class WireGuardPeer : IDisposable
     private long _armedAt = long.MaxValue;
     private bool _needAnotherKeepalive;
     private bool _disposed;
+    private bool _removed;
 
     public WireGuardPeer(WireGuardEngine engine, WireGuardPublicKey publicKey)
     {
@@ -62,7 +63,14 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Whether the receive-side "last minute" rekey was already started for the current keypair.</summary>
     public bool SentLastMinuteHandshake;
 
-    public bool IsRemoved { get; set; }
+    public bool IsRemoved
+    {
+        get => Volatile.Read(ref _removed);
+        set => Volatile.Write(ref _removed, value);
+    }
+
+    /// <summary>Order of creation, so snapshots list peers as they were added (as <c>wg showconf</c> expects).</summary>
+    public long Sequence { get; init; }
 
     public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint);
 
@@ -236,30 +244,42 @@ internal sealed class WireGuardPeer : IDisposable
         }
     }
 
-    public bool TryDequeueStaged(out byte[] buffer, out int length)
+    /// <summary>
+    /// Sends the queued packets in order through the engine's current session until that fails (no usable session);
+    /// returns false then. The queue lock is held throughout so two flushing threads cannot reorder or double-send.
+    /// </summary>
+    public bool FlushStaged(WireGuardEngine engine)
     {
         lock (_stagedLock)
         {
-            if (_staged.TryDequeue(out var item))
+            while (_staged.TryPeek(out var item))
             {
+                if (!engine.TrySendStaged(this, item.Buffer.AsSpan(0, item.Length)))
+                {
+                    return false;
+                }
+
+                _staged.Dequeue();
                 Volatile.Write(ref _stagedCount, _staged.Count);
-                (buffer, length) = item;
-                return true;
+                ArrayPool<byte>.Shared.Return(item.Buffer);
             }
         }
 
-        buffer = [];
-        length = 0;
-        return false;
+        return true;
     }
 
-    /// <summary>Puts a packet back at the front is not possible with a queue; re-stage at the back (order within a failed flush is kept).</summary>
+    /// <summary>Drops every queued packet (counted), e.g. after giving up on the handshake.</summary>
     public void DropStaged()
     {
-        while (TryDequeueStaged(out var buffer, out _))
+        lock (_stagedLock)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            _engine.Counters.Drop(WireGuardDropReason.QueueOverflow);
+            while (_staged.TryDequeue(out var item))
+            {
+                ArrayPool<byte>.Shared.Return(item.Buffer);
+                _engine.Counters.Drop(WireGuardDropReason.QueueOverflow);
+            }
+
+            Volatile.Write(ref _stagedCount, 0);
         }
     }
 

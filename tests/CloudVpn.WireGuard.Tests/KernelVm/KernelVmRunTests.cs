@@ -24,7 +24,9 @@ public sealed partial class KernelVmRunTests(ITestOutputHelper output)
         Prerequisite.Require(File.Exists("/dev/kvm") || Prerequisite.FindCommand("qemu-system-x86_64") is not null || Prerequisite.FindCommand("apt-get") is not null,
             "qemu-system-x86 (run.sh installs it with apt-get)");
 
-        var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+        var configuration = Configuration;
+        var perf = Path.Combine(RepoRoot(), "TestResults", "kernel-vm-perf.txt");
+        File.Delete(perf);
         var (exit, stdout, stderr) = Cmd.Run("/usr/bin/env", $"CONFIGURATION={configuration} bash {script}", check: false, timeoutMs: 15 * 60_000);
         output.WriteLine(stdout);
         output.WriteLine(stderr);
@@ -38,12 +40,16 @@ public sealed partial class KernelVmRunTests(ITestOutputHelper output)
         Assert.Equal(0, Group("failed"));
         Assert.Equal(0, Group("skipped"));
         Assert.True(exit == 0, $"kernel VM run exited {exit}:\n{stdout}\n{stderr}");
-        var perf = Path.Combine(RepoRoot(), "TestResults", "kernel-vm-perf.txt");
         if (File.Exists(perf))
         {
             output.WriteLine(File.ReadAllText(perf));
         }
     }
+
+    internal static string Configuration => AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+
+    /// <summary>The kernel-accelerated sample's entry assembly, as the solution build leaves it.</summary>
+    internal static string SampleDll => Path.Combine(RepoRoot(), "samples", "CloudVpn.Samples.KernelWireGuard", "bin", Configuration, "net10.0", "CloudVpn.Samples.KernelWireGuard.dll");
 
     internal static string RepoRoot()
     {

@@ -99,4 +99,29 @@ public sealed class CookieTests
 
         Assert.True(pair.B.Counters.CookieRepliesSent >= 1);
     }
+
+    [Fact]
+    public void Cookies_and_roaming_work_with_ipv6_endpoints()
+    {
+        using var pair = new EnginePair();
+        pair.Connect();
+        pair.AEndpoint = new System.Net.IPEndPoint(System.Net.IPAddress.Parse("2001:db8::7"), 4000);
+        pair.A.HandleTunPacket(EnginePair.AToB());
+        pair.Pump();
+        Assert.Equal(pair.AEndpoint, Assert.Single(pair.B.GetPeers()).Endpoint);
+
+        // a rekey under load from the IPv6 address: cookie, then the retry with mac2
+        pair.B.HandshakeLoadThreshold = 0;
+        pair.Advance(TimeSpan.FromSeconds(121), TimeSpan.FromSeconds(1));
+        var packet = EnginePair.AToB(fill: 0x66);
+        pair.A.HandleTunPacket(packet);
+        pair.Pump();
+        Assert.Equal(1, pair.B.Counters.CookieRepliesSent);
+        pair.Advance(TimeSpan.FromSeconds(6));
+        Assert.Equal(2, pair.B.Counters.HandshakeResponsesSent);
+        var reply = EnginePair.BToA(fill: 0x67);
+        pair.B.HandleTunPacket(reply);
+        pair.Pump();
+        Assert.Equal(reply, pair.ATransport.Tun[^1]);
+    }
 }

@@ -153,7 +153,7 @@ public sealed class EngineTimerTests
     }
 
     [Fact]
-    public void Handshake_is_retried_every_5_seconds_with_jitter_and_given_up_after_90()
+    public void Handshake_is_retried_every_5_seconds_with_jitter_and_given_up_after_20_attempts()
     {
         using var pair = new EnginePair();
         pair.NetworkUp = false;
@@ -165,14 +165,21 @@ public sealed class EngineTimerTests
         pair.Advance(TimeSpan.FromSeconds(0.5));
         Assert.Equal(2, pair.A.Counters.HandshakeInitiationsSent);
 
-        pair.Advance(TimeSpan.FromSeconds(110), Second);
-        Assert.Equal(1 + 18, pair.A.Counters.HandshakeInitiationsSent);
+        // 100 ms steps: the fake clock runs a timer at the end of the step it falls in, so coarse steps would
+        // stretch every interval. At 95.4 s, 17 to 19 retries went out and nobody gave up yet.
+        pair.Advance(TimeSpan.FromSeconds(90));
+        Assert.InRange(pair.A.Counters.HandshakeInitiationsSent, 18, 20);
+        Assert.Equal(0, pair.A.Counters.HandshakeGiveUps);
+        pair.Advance(TimeSpan.FromSeconds(20));
+
+        // the reference implementations: 19 retries after the first initiation, then give up ("after 20 attempts")
+        Assert.Equal(1 + 19, pair.A.Counters.HandshakeInitiationsSent);
         Assert.Equal(1, pair.A.Counters.HandshakeGiveUps);
         Assert.Equal(1, pair.A.Counters.Drops(WireGuardDropReason.QueueOverflow)); // the queued packet was dropped
 
         // given up means quiet, until new traffic asks again
         pair.Advance(TimeSpan.FromSeconds(200), TimeSpan.FromSeconds(5));
-        Assert.Equal(19, pair.A.Counters.HandshakeInitiationsSent);
+        Assert.Equal(20, pair.A.Counters.HandshakeInitiationsSent);
         pair.NetworkUp = true;
         var packet = EnginePair.AToB();
         pair.A.HandleTunPacket(packet);
@@ -208,5 +215,58 @@ public sealed class EngineTimerTests
         pair.B.HandleTunPacket(EnginePair.BToA());
         var sent = pair.BTransport.TakeOutbox();
         Assert.DoesNotContain(sent, d => d.Datagram[0] == 4);
+    }
+}
+
+/// <summary>The message-count limits, reached by moving the send counter (no test could send 2^60 packets).</summary>
+public sealed class EngineMessageLimitTests
+{
+    [Fact]
+    public void Past_rekey_after_messages_the_sender_starts_a_new_handshake_and_the_packet_still_arrives()
+    {
+        using var pair = new EnginePair();
+        pair.Connect();
+        pair.Advance(TimeSpan.FromSeconds(6)); // past Rekey-Timeout since the first initiation
+        pair.A.FindPeer(pair.B.PublicKey)!.Current!.SkipSendCounterTo((1UL << 60) + 1);
+        var packet = EnginePair.AToB(fill: 5);
+        pair.A.HandleTunPacket(packet);
+        Assert.Equal(2, pair.A.Counters.HandshakeInitiationsSent);
+        pair.Pump();
+        Assert.Equal(packet, pair.BTransport.Tun[^1]); // a far-ahead counter is fine for the replay window
+        Assert.Equal(2, pair.A.Counters.HandshakeResponsesReceived);
+    }
+
+    [Fact]
+    public void At_reject_after_messages_the_keypair_is_not_used_and_the_packet_waits_for_a_new_session()
+    {
+        using var pair = new EnginePair();
+        pair.Connect();
+        pair.Advance(TimeSpan.FromSeconds(6));
+        pair.A.FindPeer(pair.B.PublicKey)!.Current!.SkipSendCounterTo(ulong.MaxValue - (1UL << 13));
+        pair.ATransport.AllSent.Clear();
+        var packet = EnginePair.AToB(fill: 6);
+        pair.A.HandleTunPacket(packet);
+        Assert.DoesNotContain(pair.ATransport.AllSent, d => d.Datagram[0] == 4);
+        pair.Pump();
+        Assert.Equal(packet, pair.BTransport.Tun[^1]);
+        Assert.Equal(0, pair.B.Counters.TotalDrops);
+    }
+
+    [Fact]
+    public void The_receiver_refuses_counters_at_reject_after_messages()
+    {
+        using var pair = new EnginePair();
+        pair.Connect();
+        pair.A.FindPeer(pair.B.PublicKey)!.Current!.SkipSendCounterTo(ulong.MaxValue - (1UL << 13) - 1);
+        pair.A.HandleTunPacket(EnginePair.AToB()); // the last allowed counter
+        var last = pair.ATransport.TakeOutbox().Single(d => d.Datagram[0] == 4).Datagram;
+        pair.B.HandleDatagram(last, pair.AEndpoint);
+        Assert.Equal(0, pair.B.Counters.TotalDrops);
+
+        // forge the header to the limit: the receiver refuses it before decrypting
+        var forged = (byte[])last.Clone();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(forged.AsSpan(8), ulong.MaxValue - (1UL << 13));
+        pair.B.HandleDatagram(forged, pair.AEndpoint);
+        Assert.Equal(1, pair.B.Counters.Drops(WireGuardDropReason.ReplayedCounter));
     }
 }

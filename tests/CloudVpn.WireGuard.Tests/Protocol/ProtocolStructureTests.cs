@@ -148,3 +148,57 @@ public sealed class ReplayWindowTests
         Assert.False(Tai64N.IsAfter(a, b));
     }
 }
+
+public sealed class EngineConfigurationTests
+{
+    [Fact]
+    public void Peers_are_listed_in_the_order_they_were_added()
+    {
+        using var pair = new EnginePair();
+        var keys = Enumerable.Range(0, 20).Select(_ =>
+        {
+            using var key = CloudVpn.WireGuard.Keys.WireGuardSecretKey.GeneratePrivateKey();
+            return key.GetPublicKey();
+        }).ToList();
+        foreach (var key in keys)
+        {
+            pair.A.SetPeer(new WireGuardPeerConfig { PublicKey = key });
+        }
+
+        Assert.Equal([pair.B.PublicKey, .. keys], pair.A.GetPeers().Select(p => p.PublicKey));
+    }
+
+    [Fact]
+    public void A_peer_with_the_interfaces_own_key_is_ignored_and_removed_when_the_key_changes_to_it()
+    {
+        using var pair = new EnginePair();
+        pair.A.SetPeer(new WireGuardPeerConfig { PublicKey = pair.A.PublicKey });
+        Assert.Single(pair.A.GetPeers());
+
+        // B's private key becomes A's: B's peer entry for A now names B itself and goes away
+        pair.B.PrivateKey = pair.AKey;
+        Assert.Empty(pair.B.GetPeers());
+    }
+
+    [Fact]
+    public void Snapshot_reports_configuration_and_redacts_the_psk_in_text()
+    {
+        using var pair = new EnginePair(withPsk: true);
+        pair.A.SetPeer(new WireGuardPeerConfig { PublicKey = pair.B.PublicKey, PersistentKeepalive = 15 });
+        var peer = Assert.Single(pair.A.GetPeers());
+        Assert.Equal(pair.BEndpoint, peer.Endpoint);
+        Assert.Equal((ushort)15, peer.PersistentKeepalive);
+        Assert.Equal(pair.Psk, peer.PresharedKey);
+        Assert.DoesNotContain(pair.Psk!.ToBase64(), peer.ToString(), StringComparison.Ordinal);
+        Assert.Null(peer.LastHandshake);
+        peer.PresharedKey!.Dispose();
+    }
+
+    [Fact]
+    public void Bad_configuration_is_refused_with_the_field_named()
+    {
+        using var pair = new EnginePair();
+        var error = Assert.Throws<ArgumentException>(() => pair.A.SetPeer(new WireGuardPeerConfig { PublicKey = default }));
+        Assert.Contains("PublicKey", error.Message, StringComparison.Ordinal);
+    }
+}
