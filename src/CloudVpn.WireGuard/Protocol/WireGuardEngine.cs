@@ -426,14 +426,15 @@ public sealed partial class WireGuardEngine : IDisposable
         Span<byte> message = stackalloc byte[MessageFormat.InitiationLength];
         lock (peer.HandshakeLock)
         {
+            // as wireguard-go: a fresh request restarts the attempt count even when it is too soon to send
             if (!isRetry)
             {
-                if (peer.Handshake.LastSentInitiation != long.MinValue && now - peer.Handshake.LastSentInitiation < WireGuardTimers.RekeyTimeout.Ticks)
-                {
-                    return;
-                }
-
                 Volatile.Write(ref peer.HandshakeAttempts, 0);
+            }
+
+            if (peer.Handshake.LastSentInitiation != long.MinValue && now - peer.Handshake.LastSentInitiation < WireGuardTimers.RekeyTimeout.Ticks)
+            {
+                return;
             }
 
             peer.Handshake.LastSentInitiation = now;

@@ -455,14 +455,11 @@ internal sealed class WireGuardPeer : IDisposable
         }
     }
 
-    /// <summary>After giving up: no passive keepalive, and erase keys after 3 x Reject-After-Time unless a handshake is expected.</summary>
+    /// <summary>After giving up: no passive keepalive, and erase what is left after 3 x Reject-After-Time unless already scheduled.</summary>
     public void TimerGaveUp(long now)
     {
         Volatile.Write(ref _keepaliveAt, 0);
-        if (Volatile.Read(ref _newHandshakeAt) == 0)
-        {
-            SetDeadline(ref _zeroKeysAt, now + WireGuardTimers.ZeroKeyMaterialAfter.Ticks, onlyIfUnset: false);
-        }
+        SetDeadline(ref _zeroKeysAt, now + WireGuardTimers.ZeroKeyMaterialAfter.Ticks, onlyIfUnset: true);
     }
 
     private static bool Due(ref long deadline, long now)
