@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using CloudVpn.KeyRotation;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace CloudVpn.Samples.Gateway;
@@ -13,9 +14,6 @@ internal sealed record KeySwitchRequest(long Version, TaskCompletionSource Done)
 internal sealed class GatewayKeySwitch
 {
     private readonly Channel<KeySwitchRequest> _requests = Channel.CreateUnbounded<KeySwitchRequest>(new UnboundedChannelOptions { SingleReader = true });
-
-    /// <summary>True when a rotation loop drives key changes (then new versions are taken at its switch, not when they appear).</summary>
-    public bool DrivenByRotationLoop { get; init; }
 
     public async Task SwitchAsync(long version, CancellationToken cancellationToken)
     {
@@ -32,12 +30,14 @@ internal sealed class GatewayKeySwitch
 /// must learn it: a WireGuard peer knows its gateway by public key), at switch it has the tunnel take the new version,
 /// at retire there is nothing left to do (the old private key is no longer used once switched).
 /// </summary>
-internal sealed partial class GatewayKeyRotationParticipant(GatewayKeySwitch keySwitch, GatewayKey key, ILogger<GatewayKeyRotationParticipant> logger) : IKeyRotationParticipant
+/// <remarks>The key store is resolved on first use: hosted services (and so this participant) are built before options
+/// validation, and a bad data folder must surface as a settings error.</remarks>
+internal sealed partial class GatewayKeyRotationParticipant(GatewayKeySwitch keySwitch, IServiceProvider services, ILogger<GatewayKeyRotationParticipant> logger) : IKeyRotationParticipant
 {
     public async ValueTask PublishAsync(KeyRotationStep step, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(step);
-        if (IsGatewayKey(step) && await key.ReadAsync(step.NewVersion, cancellationToken) is { } next)
+        if (IsGatewayKey(step) && await services.GetRequiredService<GatewayKey>().ReadAsync(step.NewVersion, cancellationToken) is { } next)
         {
             LogPublished(logger, step.NewVersion, next.PublicKey);
         }
