@@ -108,44 +108,40 @@ internal static class GatewayApp
     }
 
     /// <summary>
-    /// Key rotation. With <c>CloudVpn:KeyRotation:Interval</c> set, this process runs the rotation loop (off by default:
-    /// a new gateway key needs every client to learn the new public key); without it, the gateway follows rotations made
-    /// elsewhere (the <c>rotate-keys</c> CronJob, another replica) through the key store's watch. Either way the gateway
-    /// takes a new version of <see cref="GatewayKey.KeyId"/> at the switch phase, counts it in
-    /// <c>cloudvpn_key_rotations_total</c> and logs <c>key_rotated</c>.
+    /// The key rotation loop, when <c>CloudVpn:KeyRotation:Interval</c> is set (off by default: a new gateway key needs
+    /// every client to learn the new public key). The loop writes new versions of <see cref="GatewayKey.KeyId"/>; the
+    /// gateway switches to each at the loop's switch phase, counts it in <c>cloudvpn_key_rotations_total</c> and logs
+    /// <c>key_rotated</c>. Without the loop, a version written by someone else (a one-shot rotation job) is taken when it appears.
     /// </summary>
     public static void AddKeyRotation(ICloudVpnBuilder cloudVpn, IConfigurationSection section, GatewayMode mode = GatewayMode.Serve)
     {
         ArgumentNullException.ThrowIfNull(cloudVpn);
         ArgumentNullException.ThrowIfNull(section);
-        void Configure(KeyRotationOptions o)
-        {
-            section.Bind(o);
-            o.Keys.Add(new RotatedKey(GatewayKey.KeyId, RotatedKeyKind.PrivateKey));
-        }
-
+        var enabled = mode == GatewayMode.Serve && !string.IsNullOrWhiteSpace(section["Interval"]);
+        cloudVpn.Services.AddSingleton(new GatewayKeySwitch { DrivenByRotationLoop = enabled });
         if (mode == GatewayMode.RotateKeys)
         {
-            // one shot (a CronJob): no participant in this process; running gateways follow through the store.
-            // The loop's hosted service is registered but never started in this mode.
-            cloudVpn.AddKeyRotation(Configure);
+            // one shot (a CronJob): no participant in this process; the running gateway takes the new version when it
+            // appears in the store. The loop's hosted service is registered but never started in this mode.
+            cloudVpn.AddKeyRotation(o =>
+            {
+                section.Bind(o);
+                o.Keys.Add(new RotatedKey(GatewayKey.KeyId, RotatedKeyKind.PrivateKey));
+            });
             return;
         }
 
-        cloudVpn.Services.AddSingleton<GatewayKeySwitch>();
+        if (!enabled)
+        {
+            return;
+        }
+
         cloudVpn.Services.AddSingleton<IKeyRotationParticipant, GatewayKeyRotationParticipant>();
-        if (!string.IsNullOrWhiteSpace(section["Interval"]))
+        cloudVpn.AddKeyRotation(o =>
         {
-            cloudVpn.AddKeyRotation(Configure);
-        }
-        else
-        {
-            // GatewayService runs the follower once the key exists and the tunnel is open: started earlier, the follower
-            // would take the gateway's own creation of version 1 for a rotation and sit out an overlap on it
-            cloudVpn.AddKeyRotationFollower(Configure);
-            var hosted = cloudVpn.Services.Where(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(KeyRotationFollowerHostedService)).ToList();
-            hosted.ForEach(d => cloudVpn.Services.Remove(d));
-        }
+            section.Bind(o);
+            o.Keys.Add(new RotatedKey(GatewayKey.KeyId, RotatedKeyKind.PrivateKey));
+        });
     }
 
     private static void MapEndpoints(WebApplication app)

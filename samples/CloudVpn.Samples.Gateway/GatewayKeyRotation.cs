@@ -15,6 +15,9 @@ internal sealed class GatewayKeySwitch
 {
     private readonly Channel<KeySwitchRequest> _requests = Channel.CreateUnbounded<KeySwitchRequest>(new UnboundedChannelOptions { SingleReader = true });
 
+    /// <summary>True when a rotation loop drives key changes (then new versions are taken at its switch, not when they appear).</summary>
+    public bool DrivenByRotationLoop { get; init; }
+
     public async Task SwitchAsync(long version, CancellationToken cancellationToken)
     {
         var request = new KeySwitchRequest(version, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));

@@ -1,5 +1,4 @@
 using System.Net;
-using CloudVpn.KeyRotation;
 using CloudVpn.KeyStores;
 using CloudVpn.Tunnels;
 using Microsoft.Extensions.DependencyInjection;
@@ -34,10 +33,10 @@ internal sealed partial class GatewayService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         ITunnel? tunnel = null;
-        Task? following = null;
         try
         {
             var gatewayKey = services.GetRequiredService<GatewayKey>();
+            var keyStore = services.GetRequiredService<IKeyStore>();
             var selector = services.GetRequiredService<ITunnelDriverSelector>();
             var key = await gatewayKey.LoadOrCreateAsync(stoppingToken);
             state.KeyLoaded(key);
@@ -59,11 +58,6 @@ internal sealed partial class GatewayService(
             state.TunnelOpened(selection.Driver.Name, selection.Driver.Family);
             LogTunnelOpened(logger, tunnel.Name, selection.Driver.Name, selection.Reason, peers.Count);
             await ReadStatusAsync(tunnel, stoppingToken);
-            if (services.GetService<KeyRotationFollower>() is { } follower)
-            {
-                following = follower.RunAsync(stoppingToken);
-            }
-
             console.PrintBanner(key, ClientConfig.ResolveEndpoint(Settings), selection, peers.Count, firstPeer);
 
             var nextFileCheck = time.GetUtcNow() + Settings.PeersFilePollInterval;
@@ -78,6 +72,11 @@ internal sealed partial class GatewayService(
                     {
                         peersFingerprint = fingerprint;
                         peers = await ReloadPeersAsync(tunnel, state.Key!.Version, peers, stoppingToken);
+                    }
+
+                    if (!keySwitch.DrivenByRotationLoop)
+                    {
+                        await TakeNewKeyAsync(gatewayKey, keyStore, tunnel, peers, stoppingToken);
                     }
                 }
 
@@ -100,11 +99,6 @@ internal sealed partial class GatewayService(
         }
         finally
         {
-            if (following is not null)
-            {
-                await following.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-
             if (tunnel is not null)
             {
                 state.TunnelClosed();
@@ -149,6 +143,25 @@ internal sealed partial class GatewayService(
         state.PeersConfigured(peers);
         LogPeersApplied(logger, Settings.PeersFile, peers.Count, result.PeersAdded.Count, result.PeersUpdated.Count, result.PeersRemoved.Count);
         return peers;
+    }
+
+    private async Task TakeNewKeyAsync(GatewayKey gatewayKey, IKeyStore keyStore, ITunnel tunnel, IReadOnlyList<PeerEntry> peers, CancellationToken cancellationToken)
+    {
+        var versions = await keyStore.ListVersionsAsync(GatewayKey.KeyId, cancellationToken);
+        var current = state.Key!;
+        if (versions.Count == 0 || versions[^1].Version == current.Version)
+        {
+            return;
+        }
+
+        var next = await gatewayKey.ReadAsync(versions[^1].Version, cancellationToken);
+        if (next is null)
+        {
+            return;
+        }
+
+        await tunnel.ApplyAsync(BuildSpec(next.Version, peers), cancellationToken);
+        state.KeyRotated(next);
     }
 
     private async Task SwitchKeyAsync(GatewayKey gatewayKey, ITunnel tunnel, IReadOnlyList<PeerEntry> peers, KeySwitchRequest request, CancellationToken cancellationToken)

@@ -138,6 +138,15 @@ public sealed class GatewayHostTests : IDisposable
     }
 
     [Fact]
+    public async Task With_rotation_on_a_bad_data_folder_is_still_a_settings_error()
+    {
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => InProcessGateway.StartAsync("/proc/cloudvpn-gateway-test", extraArgs: ["--CloudVpn:KeyRotation:Interval=01:00:00"]));
+        var errors = GatewayApp.SettingsErrors(e);
+        Assert.NotNull(errors);
+        Assert.Contains(errors, m => m.StartsWith("Gateway:DataDir (--data-dir): '/proc/cloudvpn-gateway-test'", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_restart_keeps_the_public_key_and_the_peers()
     {
         string publicKey;
