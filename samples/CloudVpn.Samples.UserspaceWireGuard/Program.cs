@@ -62,6 +62,12 @@ using var loggerFactory = LoggerFactory.Create(b => b.SetMinimumLevel(level).Add
 }));
 var log = loggerFactory.CreateLogger("wireguard");
 
+// Signals first: a SIGTERM that arrives while the device is being created (its socket already visible) must still
+// lead to a clean shutdown.
+var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
+
 WireGuardDevice device;
 try
 {
@@ -73,9 +79,6 @@ catch (Exception ex) when (ex is IOException or ArgumentException or System.Net.
     return ExitSetupFailed;
 }
 
-var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
 _ = device.Closed.ContinueWith(_ => stop.TrySetResult(device.CloseReason ?? "closed"), TaskScheduler.Default);
 
 #pragma warning disable CA1848 // a handful of lines at start and stop

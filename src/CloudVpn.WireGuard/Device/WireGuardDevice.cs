@@ -138,7 +138,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
                 return;
             }
 
-            _udp.Rebind(_udp.Port, mark);
+            _udp.SetFirewallMark(mark);
             Engine.FirewallMark = mark;
         }
     }

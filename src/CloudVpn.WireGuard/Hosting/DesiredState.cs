@@ -15,7 +15,11 @@ internal sealed class DesiredState : IDisposable
         PrivateKey = privateKey;
         Device = device;
         Peers = peers;
+        Addresses = EffectiveAddresses(device);
     }
+
+    /// <summary>The interface addresses: <see cref="DeviceSpec.InterfaceAddresses"/> and the exact (/32, /128) <see cref="DeviceSpec.Addresses"/>.</summary>
+    public IReadOnlySet<(IPAddress Address, int PrefixLength)> Addresses { get; }
 
     public WireGuardSecretKey PrivateKey { get; }
 
@@ -42,6 +46,17 @@ internal sealed class DesiredState : IDisposable
         if (device.Mtu is < 576 or > 65535)
         {
             errors.Add($"Device.Mtu: {device.Mtu} is outside 576..65535");
+        }
+
+        for (var i = 0; i < device.Addresses.Count; i++)
+        {
+            var network = device.Addresses[i];
+            var max = network.BaseAddress.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
+            if (network.PrefixLength < max - 1)
+            {
+                errors.Add($"Device.Addresses[{i}]: {network} is a network (IPNetwork drops the host part, so 10.8.0.1/24 arrives as 10.8.0.0/24); "
+                    + "give the interface's own address in Device.InterfaceAddresses (InterfaceAddress.Parse(\"10.8.0.1/24\"))");
+            }
         }
 
         var parsed = new List<(int Index, PeerSpec Spec, WireGuardPublicKey Key, IReadOnlyList<IPNetwork> AllowedIps, ushort Keepalive)>();
@@ -127,6 +142,17 @@ internal sealed class DesiredState : IDisposable
         {
             peer.PresharedKey?.Dispose();
         }
+    }
+
+    private static HashSet<(IPAddress Address, int PrefixLength)> EffectiveAddresses(DeviceSpec device)
+    {
+        var result = device.InterfaceAddresses.Select(a => (a.Address, a.PrefixLength)).ToHashSet();
+        foreach (var network in device.Addresses)
+        {
+            result.Add((network.BaseAddress, network.PrefixLength));
+        }
+
+        return result;
     }
 
     /// <summary>Clears host bits, as wg does with allowed IPs (10.0.0.1/24 becomes 10.0.0.0/24).</summary>

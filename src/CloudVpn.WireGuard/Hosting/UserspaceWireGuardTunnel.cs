@@ -102,7 +102,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             deviceChanged = true;
         }
 
-        deviceChanged |= ApplyLink(state.Device, initial);
+        deviceChanged |= ApplyLink(state, initial);
 
         var added = new List<string>();
         var updated = new List<string>();
@@ -189,8 +189,9 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
                 AllowedIps = p.AllowedIps,
             };
         }).ToArray();
-        var publicKey = engine.PublicKey;
-        return ValueTask.FromResult(new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey.IsEmpty ? null : publicKey.ToBase64(), _device.Mtu, peers));
+        using var privateKey = engine.PrivateKey;
+        var publicKey = privateKey?.GetPublicKey().ToBase64();
+        return ValueTask.FromResult(new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey, _device.Mtu, peers));
     }
 
     public async ValueTask CloseAsync(CancellationToken cancellationToken = default)
@@ -230,7 +231,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
 
     private RtNetlink OpenRtNetlink() => _settings.NetworkNamespace is { } ns ? RtNetlink.Open(ns) : RtNetlink.Open();
 
-    private bool ApplyLink(DeviceSpec device, bool initial)
+    private bool ApplyLink(DesiredState state, bool initial)
     {
         var changed = false;
         using var rt = OpenRtNetlink();
@@ -240,6 +241,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             throw new InvalidOperationException($"The interface '{Name}' has disappeared.");
         }
 
+        var device = state.Device;
         if (device.Mtu != _device.Mtu)
         {
             rt.SetLinkMtu(index, device.Mtu);
@@ -247,7 +249,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             changed = true;
         }
 
-        var wanted = device.Addresses.Select(a => (Address: a.BaseAddress, a.PrefixLength)).ToHashSet();
+        var wanted = state.Addresses;
         var present = rt.GetAddresses(index).Where(a => !a.Address.IsIPv6LinkLocal).ToHashSet();
         foreach (var (address, prefix) in present.Where(a => !wanted.Contains(a)))
         {

@@ -106,15 +106,27 @@ public sealed class UdpBind : IDisposable
         }
     }
 
-    /// <summary>Moves to another port (0: a free one): binds the new socket first, then retires the old one.</summary>
-    /// <exception cref="SocketException">The new port is taken; the old socket stays in use.</exception>
-    public void Rebind(int port, uint? firewallMark = null)
+    /// <summary>Sets the firewall mark (SO_MARK) of the packets sent from now on; 0 removes it.</summary>
+    /// <exception cref="SocketException">The kernel refused (CAP_NET_ADMIN is needed).</exception>
+    public void SetFirewallMark(uint mark)
     {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var mark = firewallMark ?? _firewallMark;
-            if (port != 0 && port == Port && mark == _firewallMark)
+            _socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(mark));
+            _firewallMark = mark;
+        }
+    }
+
+    /// <summary>Moves to another port (0: a free one): binds the new socket first, then retires the old one.</summary>
+    /// <exception cref="SocketException">The new port is taken; the old socket stays in use.</exception>
+    public void Rebind(int port)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var mark = _firewallMark;
+            if (port != 0 && port == Port)
             {
                 return;
             }
@@ -123,7 +135,6 @@ public sealed class UdpBind : IDisposable
             var old = _socket;
             _cache = new UdpEndpointCache(fresh.AddressFamily);
             _socket = fresh;
-            _firewallMark = mark;
             if (_handler is not null)
             {
                 StartThread(fresh, _cache);

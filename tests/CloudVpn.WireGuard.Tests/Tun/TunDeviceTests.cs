@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using CloudVpn.Testing;
+using CloudVpn.WireGuard.Netlink;
 using CloudVpn.WireGuard.Tun;
 
 namespace CloudVpn.WireGuard.Tests.Tun;
@@ -11,7 +12,7 @@ public sealed class TunDeviceTests
     public void Create_sets_mtu_and_up_as_ip_link_reports()
     {
         using var ns = new NetnsPair("tu");
-        using var tun = NetnsThread.Run(ns.Left, () =>
+        using var tun = NetworkNamespace.Run(ns.Left, () =>
         {
             var t = TunDevice.Create("cvtun0");
             t.SetMtu(1380);
@@ -23,7 +24,7 @@ public sealed class TunDeviceTests
         var link = NetnsPair.Exec(ns.Left, "ip -o link show cvtun0").Stdout;
         Assert.Contains("mtu 1380", link, StringComparison.Ordinal);
         Assert.Contains(",UP", link, StringComparison.Ordinal);
-        Assert.Equal(1380, NetnsThread.Run(ns.Left, () => tun.Mtu));
+        Assert.Equal(1380, NetworkNamespace.Run(ns.Left, () => tun.Mtu));
     }
 
     [Fact]
@@ -39,7 +40,7 @@ public sealed class TunDeviceTests
         // A ping to 10.99.0.2 is routed into the TUN; our reader answers each echo request with an echo reply written
         // back to the TUN, so ping succeeds only when both directions work.
         using var ns = new NetnsPair("tu");
-        using var tun = NetnsThread.Run(ns.Left, () =>
+        using var tun = NetworkNamespace.Run(ns.Left, () =>
         {
             var t = TunDevice.Create("cvtun1");
             t.SetUp(true);
@@ -71,7 +72,7 @@ public sealed class TunDeviceTests
     public void Dispose_stops_the_reader_and_removes_the_interface()
     {
         using var ns = new NetnsPair("tu");
-        var tun = NetnsThread.Run(ns.Left, () => TunDevice.Create("cvtun2"));
+        var tun = NetworkNamespace.Run(ns.Left, () => TunDevice.Create("cvtun2"));
         tun.StartReader(_ => { });
         tun.Dispose();
         var (exit, _, _) = NetnsPair.Exec(ns.Left, "ip link show cvtun2", check: false);
