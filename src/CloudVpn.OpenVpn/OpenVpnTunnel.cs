@@ -164,7 +164,7 @@ public sealed partial class OpenVpnTunnel : ITunnel
                 // changed peers reconnect to pick up their new address and routes.
                 foreach (var cn in removed.Concat(updated))
                 {
-                    await KillClientAsync(cn, cancellationToken);
+                    await KillClientAsync(cn, "RESTART", cancellationToken);
                 }
             }
 
@@ -211,9 +211,12 @@ public sealed partial class OpenVpnTunnel : ITunnel
     public Task<IReadOnlyList<OpenVpnClientStatus>> GetClientsAsync(CancellationToken cancellationToken = default) =>
         WithManagementAsync((m, ct) => m.GetClientsAsync(ct), cancellationToken);
 
-    /// <summary>Ends every session of <paramref name="commonName"/> now; false when it had none.</summary>
-    public Task<bool> KillClientAsync(string commonName, CancellationToken cancellationToken = default) =>
-        WithManagementAsync((m, ct) => m.KillClientAsync(commonName, ct), cancellationToken);
+    /// <summary>
+    /// Ends every session of <paramref name="commonName"/> now, telling the client to reconnect (<c>RESTART</c>) or to
+    /// stop (<c>HALT</c>). Returns how many sessions were ended.
+    /// </summary>
+    public Task<int> KillClientAsync(string commonName, string message = "RESTART", CancellationToken cancellationToken = default) =>
+        WithManagementAsync((m, ct) => m.KillClientAsync(commonName, message, ct), cancellationToken);
 
     /// <summary>Sends a signal through the management interface (SIGHUP, SIGTERM, SIGUSR1, SIGUSR2).</summary>
     public Task<string> SignalAsync(string signal, CancellationToken cancellationToken = default) =>
@@ -221,15 +224,15 @@ public sealed partial class OpenVpnTunnel : ITunnel
 
     /// <summary>
     /// Revokes peer <paramref name="commonName"/>: its certificate goes into the CRL (in the key store and in the
-    /// running server, which re-reads it on every new connection), and its sessions are killed, so it is cut off and
-    /// its reconnects are refused. Returns the revoked serial number.
+    /// running server, which re-reads it on every new connection), and its sessions are killed with <c>HALT</c> (an
+    /// honest client stops; any reconnect with that certificate is refused on the CRL). Returns the revoked serial number.
     /// </summary>
     public async Task<string> RevokePeerAsync(string commonName, CancellationToken cancellationToken = default)
     {
         var serial = await Pki.RevokeClientAsync(commonName, X509RevocationReason.CessationOfOperation, cancellationToken);
         var crl = await Pki.GetCrlPemAsync(cancellationToken);
         RuntimeFolder.WriteAtomic(_layout.CrlFile, crl);
-        var killed = await KillClientAsync(commonName, cancellationToken);
+        var killed = await KillClientAsync(commonName, "HALT", cancellationToken);
         LogRevoked(_logger, commonName, serial, killed);
         return serial;
     }
@@ -480,8 +483,8 @@ public sealed partial class OpenVpnTunnel : ITunnel
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "OpenVPN tunnel {Device}: server configuration changed; restarting openvpn")]
     private static partial void LogRestartingForChange(ILogger logger, string device);
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Peer {CommonName} revoked (serial {Serial}); session killed: {Killed}")]
-    private static partial void LogRevoked(ILogger logger, string commonName, string serial, bool killed);
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Peer {CommonName} revoked (serial {Serial}); sessions ended: {Killed}")]
+    private static partial void LogRevoked(ILogger logger, string commonName, string serial, int killed);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Client {CommonName} connected from {RealAddress} as {VirtualAddress}")]
     private static partial void LogClientConnected(ILogger logger, string commonName, string? realAddress, string? virtualAddress);

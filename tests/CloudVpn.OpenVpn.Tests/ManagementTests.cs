@@ -85,11 +85,8 @@ public sealed class ManagementTests : IDisposable
 
                         await writer.WriteLineAsync("END");
                         break;
-                    case "kill alice":
-                        await writer.WriteLineAsync("SUCCESS: common name 'alice' found, 1 client(s) killed");
-                        break;
-                    case "kill nobody":
-                        await writer.WriteLineAsync("ERROR: common name 'nobody' not found");
+                    case "client-kill 0 HALT":
+                        await writer.WriteLineAsync("SUCCESS: client-kill command succeeded");
                         break;
                     case "signal SIGUSR1":
                         await writer.WriteLineAsync("SUCCESS: signal SIGUSR1 thrown");
@@ -111,8 +108,9 @@ public sealed class ManagementTests : IDisposable
 
         var clients = await client.GetClientsAsync();
         Assert.Equal(["alice", "bob"], clients.Select(c => c.CommonName));
-        Assert.True(await client.KillClientAsync("alice"));
-        Assert.False(await client.KillClientAsync("nobody"));
+        Assert.Equal(1, await client.KillClientAsync("alice", "HALT"));
+        Assert.Equal(0, await client.KillClientAsync("nobody"));
+        await Assert.ThrowsAsync<ArgumentException>(() => client.KillClientAsync("alice", "EXPLODE"));
         Assert.Equal("signal SIGUSR1 thrown", await client.SignalAsync("SIGUSR1"));
         Assert.Equal("1795100400,CONNECTED,SUCCESS,10.8.0.1,,,,", await client.GetStateAsync());
         var e = await Assert.ThrowsAsync<OpenVpnManagementException>(() => client.CommandAsync("bogus"));
@@ -126,7 +124,7 @@ public sealed class ManagementTests : IDisposable
             Assert.Contains(notifications, n => n.StartsWith("INFO:", StringComparison.Ordinal));
         }
 
-        Assert.Equal(["status 3", "kill alice", "kill nobody", "signal SIGUSR1", "state", "bogus"], received);
+        Assert.Equal(["status 3", "status 3", "client-kill 0 HALT", "status 3", "signal SIGUSR1", "state", "bogus"], received);
     }
 
     [Fact]

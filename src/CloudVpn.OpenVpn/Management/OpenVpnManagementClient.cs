@@ -83,19 +83,35 @@ public sealed class OpenVpnManagementClient : IAsyncDisposable
     public async Task<string?> GetStateAsync(CancellationToken cancellationToken = default) =>
         (await QueryAsync("state", cancellationToken)).FirstOrDefault();
 
-    /// <summary>Disconnects every session of <paramref name="commonName"/>; false when none was connected.</summary>
-    public async Task<bool> KillClientAsync(string commonName, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Disconnects every session of <paramref name="commonName"/>, telling each client why with <paramref name="message"/>
+    /// (<c>RESTART</c>: reconnect now; <c>HALT</c>: stop and do not come back). Returns how many sessions were ended.
+    /// </summary>
+    public async Task<int> KillClientAsync(string commonName, string message = "RESTART", CancellationToken cancellationToken = default)
     {
         Pki.OpenVpnPki.ValidateCommonName(commonName, nameof(commonName));
-        try
+        if (message is not ("RESTART" or "HALT"))
         {
-            await CommandAsync($"kill {commonName}", cancellationToken);
-            return true;
+            throw new ArgumentException($"message: '{message}' is neither RESTART nor HALT.", nameof(message));
         }
-        catch (OpenVpnManagementException e) when (e.Reason.Contains("not found", StringComparison.OrdinalIgnoreCase))
+
+        // client-kill (unlike 'kill <cn>') sends the client a control message, so it reacts at once instead of
+        // noticing the dead session only at its ping-restart timeout.
+        var killed = 0;
+        foreach (var client in (await GetClientsAsync(cancellationToken)).Where(c => c.CommonName == commonName && c.ClientId is not null))
         {
-            return false;
+            try
+            {
+                await CommandAsync(FormattableString.Invariant($"client-kill {client.ClientId} {message}"), cancellationToken);
+                killed++;
+            }
+            catch (OpenVpnManagementException e) when (e.Reason.Contains("not found", StringComparison.OrdinalIgnoreCase))
+            {
+                // It left between the status and the kill.
+            }
         }
+
+        return killed;
     }
 
     /// <summary>Sends a signal through the interface: SIGHUP, SIGTERM, SIGUSR1 or SIGUSR2.</summary>

@@ -246,7 +246,12 @@ internal sealed partial class OpenVpnSupervisor : IAsyncDisposable
             }
         }
 
-        if (line.Contains("ERROR", StringComparison.Ordinal) || line.Contains("error", StringComparison.Ordinal) || line.Contains("FATAL", StringComparison.OrdinalIgnoreCase))
+        if (line.Contains("MANAGEMENT: CMD", StringComparison.Ordinal))
+        {
+            // Our own status polls; useful only when debugging.
+            LogLineDebug(_logger, line);
+        }
+        else if (line.Contains("ERROR", StringComparison.Ordinal) || line.Contains("error", StringComparison.Ordinal) || line.Contains("FATAL", StringComparison.OrdinalIgnoreCase))
         {
             LogLineWarning(_logger, line);
         }
@@ -278,6 +283,9 @@ internal sealed partial class OpenVpnSupervisor : IAsyncDisposable
 
     [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "openvpn: {Line}")]
     private static partial void LogLine(ILogger logger, string line);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Debug, Message = "openvpn: {Line}")]
+    private static partial void LogLineDebug(ILogger logger, string line);
 
     [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "openvpn: {Line}")]
     private static partial void LogLineWarning(ILogger logger, string line);
