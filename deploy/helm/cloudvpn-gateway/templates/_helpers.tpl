@@ -81,7 +81,7 @@ policy/v1beta1
 {{- if eq .Values.keys.source "externalSecret" -}}
 {{- if not .Values.keys.externalSecret.secretStoreRef.name -}}{{- fail "keys.externalSecret.secretStoreRef.name is required when keys.source is externalSecret" -}}{{- end -}}
 {{- if not .Values.keys.externalSecret.remoteKey -}}{{- fail "keys.externalSecret.remoteKey is required when keys.source is externalSecret" -}}{{- end -}}
-{{- if not (.Capabilities.APIVersions.Has "external-secrets.io/v1beta1/ExternalSecret") -}}
+{{- if not (.Capabilities.APIVersions.Has "external-secrets.io/v1beta1") -}}
 {{- fail "keys.source is externalSecret but the cluster does not serve external-secrets.io/v1beta1 (install External Secrets Operator first)" -}}
 {{- end -}}
 {{- end -}}
