@@ -624,7 +624,7 @@ public static partial class GatewayManifestBuilder
                         Egress =
                         [
                             new V1NetworkPolicyEgressRule { Ports = [.. s.Access.ControlPlanePorts.Select(p => new V1NetworkPolicyPort { Port = p, Protocol = "TCP" })] },
-                            new V1NetworkPolicyEgressRule { Ports = [.. KubernetesPolicyEmitter.DnsPorts.Select(p => new V1NetworkPolicyPort { Port = p.Port, Protocol = p.Protocol })] },
+                            KubernetesPolicyEmitter.ClusterDnsRule(),
                         ],
                     },
                 };

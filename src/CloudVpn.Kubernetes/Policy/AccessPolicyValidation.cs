@@ -96,9 +96,14 @@ public static partial class AccessPolicyValidation
             throw new ArgumentException($"{field}: '{value}' is not a CIDR prefix (address/length)", field);
         }
 
-        if (!IPNetwork.TryParse(value, out var network))
+        if (!IPNetwork.TryParse(value, out var network) || !IPAddress.TryParse(value.AsSpan(0, value.IndexOf('/', StringComparison.Ordinal)), out var address))
         {
-            throw new ArgumentException($"{field}: '{value}' is not a CIDR prefix (address/length, no host bits set)", field);
+            throw new ArgumentException($"{field}: '{value}' is not a CIDR prefix (address/length)", field);
+        }
+
+        if (!network.BaseAddress.Equals(address))
+        {
+            throw new ArgumentException($"{field}: '{value}' has host bits set (the prefix is {network})", field);
         }
 
         return network;

@@ -12,15 +12,27 @@ namespace CloudVpn.Policy;
 /// sends or receives unless another policy allows it;</item>
 /// <item><c>&lt;name&gt;-gateway</c>: the gateway accepts the tunnel port from the client ranges and forwarded traffic only
 /// from the sources (on the destinations' ports), and sends only to the destinations and DNS;</item>
-/// <item><c>&lt;name&gt;-client-&lt;i&gt;</c>: under default deny, source <c>i</c> when it lives in the gateway's namespace may
-/// send to the gateway and the destinations.</item>
+/// <item><c>&lt;name&gt;-client-&lt;i&gt;</c>: under default deny, the pods of source <c>i</c> in the gateway's namespace
+/// may send to the gateway and the destinations.</item>
 /// </list>
 /// The Helm chart <c>deploy/helm/cloudvpn-gateway</c> renders the same objects.
 /// </summary>
 public sealed class KubernetesPolicyEmitter : IPolicyEmitter
 {
-    /// <summary>DNS stays reachable for every pod the policies select (UDP and TCP 53).</summary>
+    /// <summary>DNS stays reachable for every pod the policies select (UDP and TCP 53), at the cluster DNS pods only.</summary>
     public static IReadOnlyList<TunnelPort> DnsPorts { get; } = [new(53, "UDP"), new(53, "TCP")];
+
+    /// <summary>Labels of the cluster DNS pods (CoreDNS and kube-dns keep <c>k8s-app: kube-dns</c>), in any namespace.</summary>
+    public static IReadOnlyDictionary<string, string> ClusterDnsSelector { get; } = new Dictionary<string, string> { ["k8s-app"] = "kube-dns" };
+
+    /// <summary>
+    /// The egress rule to the cluster DNS: to pods, not to addresses, so that port 53 is no way around the destinations.
+    /// </summary>
+    public static V1NetworkPolicyEgressRule ClusterDnsRule() => new()
+    {
+        To = [new V1NetworkPolicyPeer { NamespaceSelector = new V1LabelSelector(), PodSelector = Selector(ClusterDnsSelector) }],
+        Ports = [.. DnsPorts.Select(Port)],
+    };
 
     /// <inheritdoc />
     public string Platform => "kubernetes";
@@ -43,13 +55,10 @@ public sealed class KubernetesPolicyEmitter : IPolicyEmitter
         {
             for (var i = 0; i < policy.Sources.Count; i++)
             {
+                // A policy selects pods of its own namespace only: this one lets the source's pods in the gateway's
+                // namespace send (pods elsewhere are governed by their namespace's policies). For a source with a
+                // namespace selector the grant is egress only; the gateway's ingress still checks the namespace.
                 var source = policy.Sources[i];
-                if (source.NamespaceSelector is not null)
-                {
-                    // A policy selects pods of its own namespace only; pods elsewhere are governed by their namespace's policies.
-                    continue;
-                }
-
                 var client = NewPolicy(policy, $"client-{i.ToString(CultureInfo.InvariantCulture)}", Selector(source.PodSelector), ["Egress"]);
                 var egress = new List<V1NetworkPolicyEgressRule>
                 {
@@ -108,7 +117,7 @@ public sealed class KubernetesPolicyEmitter : IPolicyEmitter
             };
         }
 
-        yield return new V1NetworkPolicyEgressRule { Ports = [.. DnsPorts.Select(Port)] };
+        yield return ClusterDnsRule();
     }
 
     private static List<GatewayRule> GatewayRules(AccessPolicy policy)
