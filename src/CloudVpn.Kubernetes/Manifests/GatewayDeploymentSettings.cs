@@ -83,9 +83,6 @@ public sealed record GatewayDeploymentSettings
     /// <summary>The access policy (sources, destinations, client ranges, default deny).</summary>
     public GatewayAccessSettings Access { get; init; } = new();
 
-    /// <summary>Render a Namespace with Pod Security Admission labels.</summary>
-    public bool ManageNamespace { get; init; }
-
     /// <summary>The values file (as a JSON-serializable tree) that makes the chart render the same objects.</summary>
     public Dictionary<string, object?> ToHelmValues()
     {
@@ -131,7 +128,6 @@ public sealed record GatewayDeploymentSettings
             ["tunDeviceResource"] = TunDeviceResource ?? "",
             ["service"] = Service.ToHelmValues(),
             ["accessPolicy"] = Access.ToHelmValues(),
-            ["podSecurity"] = new Dictionary<string, object?> { ["manageNamespace"] = ManageNamespace },
         };
         return values;
     }

@@ -39,11 +39,6 @@ public static partial class GatewayManifestBuilder
 
         var b = new Context(settings, version);
         var objects = new List<IKubernetesObject<V1ObjectMeta>>();
-        if (settings.ManageNamespace)
-        {
-            objects.Add(b.Namespace());
-        }
-
         objects.Add(b.ConfigMap());
         if (settings.Keys.Source == GatewayKeySource.ExistingSecret && settings.Keys.ExistingSecretName is null)
         {
@@ -70,6 +65,35 @@ public static partial class GatewayManifestBuilder
         }
 
         return objects;
+    }
+
+    /// <summary>
+    /// The gateway's namespace with its Pod Security Admission labels: <c>enforce: privileged</c>, because the gateway
+    /// adds NET_ADMIN and sets net.ipv4.ip_forward (neither is admitted by baseline), with <c>warn</c> and <c>audit</c> at
+    /// baseline so that every other deviation stays visible. Label it before installing the chart.
+    /// </summary>
+    public static V1Namespace PodSecurityNamespace(string name)
+    {
+        if (!AccessPolicyValidation.IsDnsLabel(name))
+        {
+            throw new ArgumentException($"namespace: '{name}' is not a DNS label", nameof(name));
+        }
+
+        return new V1Namespace
+        {
+            ApiVersion = "v1",
+            Kind = "Namespace",
+            Metadata = new V1ObjectMeta
+            {
+                Name = name,
+                Labels = new Dictionary<string, string>
+                {
+                    ["pod-security.kubernetes.io/enforce"] = "privileged",
+                    ["pod-security.kubernetes.io/warn"] = "baseline",
+                    ["pod-security.kubernetes.io/audit"] = "baseline",
+                },
+            },
+        };
     }
 
     /// <summary>Lists every invalid setting by its chart value name; empty when valid.</summary>
@@ -310,22 +334,6 @@ public static partial class GatewayManifestBuilder
         }
 
         private V1ObjectMeta Meta(string name, string? component) => new() { Name = name, NamespaceProperty = s.Namespace, Labels = Labels(component) };
-
-        public V1Namespace Namespace() => new()
-        {
-            ApiVersion = "v1",
-            Kind = "Namespace",
-            Metadata = new V1ObjectMeta
-            {
-                Name = s.Namespace,
-                Labels = new Dictionary<string, string>
-                {
-                    ["pod-security.kubernetes.io/enforce"] = "privileged",
-                    ["pod-security.kubernetes.io/warn"] = "baseline",
-                    ["pod-security.kubernetes.io/audit"] = "baseline",
-                },
-            },
-        };
 
         public V1ConfigMap ConfigMap() => new()
         {

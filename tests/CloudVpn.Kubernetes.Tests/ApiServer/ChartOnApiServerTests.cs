@@ -261,6 +261,20 @@ public sealed class ChartOnApiServerTests
         Assert.Equal(HttpStatusCode.NotFound, missing.Response.StatusCode);
     }
 
+    [Fact]
+    public async Task The_pod_security_namespace_is_accepted_with_its_labels()
+    {
+        var server = await KubeApiServer.GetAsync();
+        using var admin = server.AdminClient();
+        var name = $"psa-{Environment.ProcessId % 100000}";
+        await admin.CoreV1.CreateNamespaceAsync(GatewayManifestBuilder.PodSecurityNamespace(name), cancellationToken: Ct);
+        var stored = await admin.CoreV1.ReadNamespaceAsync(name, cancellationToken: Ct);
+        Assert.Equal("privileged", stored.Metadata.Labels["pod-security.kubernetes.io/enforce"]);
+        Assert.Equal("baseline", stored.Metadata.Labels["pod-security.kubernetes.io/warn"]);
+        await admin.CoreV1.DeleteNamespaceAsync(name, cancellationToken: Ct);
+        Assert.Throws<ArgumentException>(() => GatewayManifestBuilder.PodSecurityNamespace("Not_A_Label"));
+    }
+
     private static async Task BindAsync(IKubernetes admin, string ns, string role, string user) =>
         await admin.RbacAuthorizationV1.CreateNamespacedRoleBindingAsync(new V1RoleBinding
         {
