@@ -117,7 +117,7 @@ public sealed class ChartTemplateTests
         var vault = Render("vault", "1.31.0");
         Assert.DoesNotContain(vault, o => o.Kind is "Role" && o.Name == ValueSets.Release); // nothing to read from the API
         Assert.DoesNotContain(vault, o => o.Kind == "Secret");
-        Assert.Contains("vault:", ((V1ConfigMap)vault.Single(o => o is { Kind: "ConfigMap" }).Typed).Data["gateway.yaml"], StringComparison.Ordinal);
+        Assert.Contains("vault:", ((V1ConfigMap)vault.Single(o => o is { Kind: "ConfigMap", Name: ValueSets.Release }).Typed).Data["gateway.yaml"], StringComparison.Ordinal);
 
         var external = Render("externalSecret", "1.31.0");
         var es = external.Single(o => o.Kind == "ExternalSecret");
@@ -154,14 +154,15 @@ public sealed class ChartTemplateTests
         Assert.DoesNotContain(withoutFiles, o => o.Name == "vpn-gateway-dashboard");
 
         Directory.CreateDirectory(Path.GetDirectoryName(rulesFile)!);
-        File.WriteAllText(rulesFile, "groups:\n  - name: cloudvpn\n    rules:\n      - alert: CloudVpnGatewayNotReady\n        expr: cloudvpn_up == 0\n        for: 5m\n");
-        File.WriteAllText(dashboardFile, "{\"title\": \"CloudVpn\", \"panels\": []}");
+        File.WriteAllText(rulesFile, "groups:\n  - name: cloudvpn\n    rules:\n      - alert: CloudVpnGatewayNotReady\n        expr: cloudvpn_up == 0\n        for: 5m\n        annotations:\n          summary: \"{{ $labels.pod }} is not ready\"\n");
+        File.WriteAllText(dashboardFile, "{\"title\": \"CloudVpn\", \"panels\": [{\"expr\": \"sum(cloudvpn_active_peers{pod=~\\\"$pod\\\"}) > 0 && 1 < 2\"}]}\n");
         var withFiles = Render("defaults", "1.31.0", ["monitoring.coreos.com/v1"], chart);
         var rule = withFiles.Single(o => o.Kind == "PrometheusRule");
         Assert.Equal("CloudVpnGatewayNotReady", rule.Json["spec"]!["groups"]![0]!["rules"]![0]!["alert"]!.GetValue<string>());
         var dashboard = (V1ConfigMap)withFiles.Single(o => o.Name == "vpn-gateway-dashboard").Typed;
         Assert.Equal("1", dashboard.Metadata.Labels["grafana_dashboard"]);
-        Assert.Contains("\"title\": \"CloudVpn\"", dashboard.Data["cloudvpn-gateway.json"], StringComparison.Ordinal);
+        Assert.Equal(File.ReadAllText(dashboardFile), dashboard.Data["cloudvpn-gateway.json"]); // verbatim
+        Assert.Equal("{{ $labels.pod }} is not ready", rule.Json["spec"]!["groups"]![0]!["rules"]![0]!["annotations"]!["summary"]!.GetValue<string>());
 
         var noMonitoringApi = Render("defaults", "1.31.0", null, chart);
         Assert.DoesNotContain(noMonitoringApi, o => o.Kind is "ServiceMonitor" or "PrometheusRule");
