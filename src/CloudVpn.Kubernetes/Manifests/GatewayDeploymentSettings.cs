@@ -45,7 +45,7 @@ public sealed record GatewayDeploymentSettings
     public IReadOnlyList<string> Routes { get; init; } = [];
 
     /// <summary>Port of /metrics, /healthz and /readyz.</summary>
-    public int HttpPort { get; init; } = 8080;
+    public int HttpPort { get; init; } = 9586;
 
     /// <summary>Where the keys come from.</summary>
     public GatewayKeySettings Keys { get; init; } = new();
@@ -105,6 +105,7 @@ public sealed record GatewayDeploymentSettings
                 {
                     ["enabled"] = true, ["minReplicas"] = Autoscaling.MinReplicas, ["maxReplicas"] = Autoscaling.MaxReplicas,
                     ["targetActivePeersPerPod"] = Autoscaling.TargetActivePeersPerReplica,
+                    ["activePeersMetric"] = Autoscaling.ActivePeersMetricName,
                     ["targetCPUUtilizationPercentage"] = Autoscaling.TargetCpuUtilizationPercent,
                     ["scaleDownStabilizationSeconds"] = (int)Autoscaling.ScaleDownStabilization.TotalSeconds,
                 },

@@ -356,7 +356,7 @@ public static partial class GatewayManifestBuilder
             yield return new V1ServiceAccount { ApiVersion = "v1", Kind = "ServiceAccount", Metadata = Meta(Name, "gateway"), AutomountServiceAccountToken = false };
             if (s.Keys.Source != GatewayKeySource.Vault)
             {
-                yield return SecretRole(Name, "gateway", ["get", "watch"]);
+                yield return SecretRole(Name, "gateway", ["get", "list", "watch"]);
                 yield return Binding(Name, "gateway");
             }
 
@@ -444,7 +444,16 @@ public static partial class GatewayManifestBuilder
                         Name = "gateway",
                         Image = Image,
                         ImagePullPolicy = s.ImagePullPolicy,
-                        Args = ["--config", "/etc/cloudvpn/gateway.yaml", "--data-dir", "/var/lib/cloudvpn"],
+                        Args =
+                        [
+                            $"--driver={s.Driver}",
+                            $"--public-endpoint={s.PublicEndpoint}",
+                            $"--listen-port={s.ListenPort.ToString(CultureInfo.InvariantCulture)}",
+                            $"--address={s.Addresses[0]}",
+                            $"--http=0.0.0.0:{s.HttpPort.ToString(CultureInfo.InvariantCulture)}",
+                            "--data-dir=/var/lib/cloudvpn",
+                            $"--Gateway:Mtu={s.Mtu.ToString(CultureInfo.InvariantCulture)}",
+                        ],
                         Env =
                         [
                             new V1EnvVar { Name = "CLOUDVPN_POD_NAME", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.name" } } },

@@ -3,8 +3,14 @@ namespace CloudVpn.Scaling;
 /// <summary>Targets and bounds of <see cref="ConnectionScalingStrategy"/> (the chart's <c>autoscaling.*</c> values).</summary>
 public sealed record ConnectionScalingOptions
 {
-    /// <summary>Name of the per-pod connection metric the HPA reads.</summary>
+    /// <summary>Default name of the per-pod connection metric the HPA reads (as the custom-metrics API serves it).</summary>
     public const string ActivePeersMetric = "cloudvpn_active_peers";
+
+    /// <summary>
+    /// Name of the per-pod active-peers metric in the custom-metrics API (a metrics adapter may rename the gateway's
+    /// Prometheus series to it).
+    /// </summary>
+    public string ActivePeersMetricName { get; init; } = ActivePeersMetric;
 
     /// <summary>Fewest replicas.</summary>
     public int MinReplicas { get; init; } = 2;
@@ -31,6 +37,11 @@ public sealed record ConnectionScalingOptions
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(ActivePeersMetricName) || !ActivePeersMetricName.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or ':'))
+        {
+            errors.Add($"activePeersMetric: '{ActivePeersMetricName}' is not a metric name");
+        }
+
         if (MinReplicas < 1)
         {
             errors.Add($"minReplicas: {MinReplicas} must be at least 1");

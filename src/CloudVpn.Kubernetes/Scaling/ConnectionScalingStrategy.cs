@@ -122,7 +122,7 @@ public sealed class ConnectionScalingStrategy : IScalingStrategy
         ArgumentNullException.ThrowIfNull(target);
         var metrics = new List<AutoscalerMetric>
         {
-            new(ConnectionScalingOptions.ActivePeersMetric, "pods", _options.TargetActivePeersPerReplica),
+            new(_options.ActivePeersMetricName, "pods", _options.TargetActivePeersPerReplica),
             new("cpu", "resource", _options.TargetCpuUtilizationPercent),
         };
         var hpa = new V2HorizontalPodAutoscaler
@@ -142,7 +142,7 @@ public sealed class ConnectionScalingStrategy : IScalingStrategy
                         Type = "Pods",
                         Pods = new V2PodsMetricSource
                         {
-                            Metric = new V2MetricIdentifier { Name = ConnectionScalingOptions.ActivePeersMetric },
+                            Metric = new V2MetricIdentifier { Name = _options.ActivePeersMetricName },
                             Target = new V2MetricTarget { Type = "AverageValue", AverageValue = new ResourceQuantity(_options.TargetActivePeersPerReplica.ToString(CultureInfo.InvariantCulture)) },
                         },
                     },

@@ -114,6 +114,10 @@ public sealed class ChartOnApiServerTests
         Assert.Equal("vpn-gateway-keys", keys.Metadata.Name);
         await AssertForbiddenAsync(() => gateway.CoreV1.ReadNamespacedSecretAsync("someone-elses", ns, cancellationToken: Ct));
         await AssertForbiddenAsync(() => gateway.CoreV1.ListNamespacedSecretAsync(ns, cancellationToken: Ct));
+        // a list (and so a watch) of just that Secret is allowed: what a key store's watch uses
+        var single = await gateway.CoreV1.ListNamespacedSecretAsync(ns, fieldSelector: "metadata.name=vpn-gateway-keys", cancellationToken: Ct);
+        Assert.Equal("vpn-gateway-keys", Assert.Single(single.Items).Metadata.Name);
+        await AssertForbiddenAsync(() => gateway.CoreV1.ListNamespacedSecretAsync(ns, fieldSelector: "metadata.name=someone-elses", cancellationToken: Ct));
         await AssertForbiddenAsync(() => gateway.CoreV1.ReplaceNamespacedSecretAsync(keys, "vpn-gateway-keys", ns, cancellationToken: Ct));
         await AssertForbiddenAsync(() => gateway.CoreV1.ReadNamespacedConfigMapAsync("vpn-gateway", ns, cancellationToken: Ct));
 

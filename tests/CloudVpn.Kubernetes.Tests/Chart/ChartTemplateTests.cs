@@ -145,8 +145,10 @@ public sealed class ChartTemplateTests
         CopyDirectory(HelmChart.ChartDirectory, chart);
         var rulesFile = Path.Combine(chart, "files", "prometheus-rules.yaml");
         var dashboardFile = Path.Combine(chart, "files", "grafana-dashboard.json");
-        File.Delete(rulesFile);
-        File.Delete(dashboardFile);
+        foreach (var file in Directory.Exists(Path.Combine(chart, "files")) ? Directory.GetFiles(Path.Combine(chart, "files")) : [])
+        {
+            File.Delete(file);
+        }
 
         var withoutFiles = Render("defaults", "1.31.0", ["monitoring.coreos.com/v1"], chart);
         Assert.Contains(withoutFiles, o => o.Kind == "ServiceMonitor");
@@ -161,7 +163,7 @@ public sealed class ChartTemplateTests
         Assert.Equal("CloudVpnGatewayNotReady", rule.Json["spec"]!["groups"]![0]!["rules"]![0]!["alert"]!.GetValue<string>());
         var dashboard = (V1ConfigMap)withFiles.Single(o => o.Name == "vpn-gateway-dashboard").Typed;
         Assert.Equal("1", dashboard.Metadata.Labels["grafana_dashboard"]);
-        Assert.Equal(File.ReadAllText(dashboardFile), dashboard.Data["cloudvpn-gateway.json"]); // verbatim
+        Assert.Equal(File.ReadAllText(dashboardFile), dashboard.Data["grafana-dashboard.json"]); // verbatim
         Assert.Equal("{{ $labels.pod }} is not ready", rule.Json["spec"]!["groups"]![0]!["rules"]![0]!["annotations"]!["summary"]!.GetValue<string>());
 
         var noMonitoringApi = Render("defaults", "1.31.0", null, chart);

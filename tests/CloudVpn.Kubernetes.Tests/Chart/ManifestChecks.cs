@@ -46,7 +46,7 @@ internal static partial class ManifestChecks
                 case V1Role r:
                     foreach (var rule in r.Rules)
                     {
-                        if (rule.ResourceNames is not { Count: > 0 } || rule.Resources.Any(x => x != "secrets") || rule.Verbs.Any(v => v is "*" or "list" or "create" or "delete"))
+                        if (rule.ResourceNames is not { Count: > 0 } || rule.Resources.Any(x => x != "secrets") || rule.Verbs.Any(v => v is "*" or "create" or "delete" or "deletecollection"))
                         {
                             problems.Add($"{o.Key}: rule grants more than named Secrets ({string.Join(",", rule.Verbs)} on {string.Join(",", rule.Resources)})");
                         }
