@@ -66,7 +66,15 @@ internal static class StrictManifest
             }
             else if (CustomKinds.Contains(kind))
             {
-                typed = source;
+                try
+                {
+                    typed = CustomResourceModels.Deserialize(kind, source);
+                }
+                catch (System.Text.Json.JsonException e)
+                {
+                    throw new InvalidDataException($"{kind}/{name}: {e.Message}", e);
+                }
+
                 roundTrip = source;
             }
             else

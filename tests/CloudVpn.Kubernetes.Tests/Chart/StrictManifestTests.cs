@@ -51,6 +51,16 @@ public sealed class StrictManifestTests
     }
 
     [Fact]
+    public void Custom_resources_are_strict_too()
+    {
+        const string monitor = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m}\nspec:\n  selector: {matchLabels: {a: b}}\n  endpoints: [{port: http, path: /metrics}]\n";
+        Assert.Single(StrictManifest.Load(monitor));
+        var ex = Assert.Throws<InvalidDataException>(() => StrictManifest.Load(monitor.Replace("path:", "pathh:", StringComparison.Ordinal)));
+        Assert.Contains("ServiceMonitor/m", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("pathh", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_kind_without_a_model_is_an_error() =>
         Assert.Throws<InvalidDataException>(() => StrictManifest.Load("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n"));
 
