@@ -103,7 +103,8 @@ public static class WebhookServer
         return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
     }
 
-    private static async Task<Version?> TryReadServerVersionAsync(string? kubeconfig, TextWriter stderr, CancellationToken cancellationToken)
+    /// <summary>Reads the API server version through a kubeconfig (or in-cluster); null, with a note on <paramref name="stderr"/>, when it cannot.</summary>
+    public static async Task<Version?> TryReadServerVersionAsync(string? kubeconfig, TextWriter stderr, CancellationToken cancellationToken)
     {
         try
         {
