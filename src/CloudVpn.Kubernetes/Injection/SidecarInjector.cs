@@ -42,6 +42,12 @@ public sealed class SidecarInjector
     /// <summary>Name of the volume holding the client configuration Secret.</summary>
     public const string VolumeName = "cloudvpn-client";
 
+    /// <summary>Name of the in-memory volume for the sidecar's runtime state (key store, UAPI socket): the root file system is read-only.</summary>
+    public const string StateVolumeName = "cloudvpn-run";
+
+    /// <summary>Where the state volume is mounted.</summary>
+    public const string StateMountPath = "/run/cloudvpn";
+
     /// <summary>First Kubernetes version whose API server keeps <c>restartPolicy: Always</c> on init containers by default.</summary>
     public static readonly Version NativeSidecarMinimumVersion = new(1, 29);
 
@@ -114,9 +120,9 @@ public sealed class SidecarInjector
         var secretName = annotations.TryGetValue(InjectionAnnotations.Secret, out var s) && !string.IsNullOrWhiteSpace(s) ? s.Trim() : $"{gateway}-client";
         var routes = annotations.TryGetValue(InjectionAnnotations.Routes, out var r) ? ParseRoutes(r) : [.. _options.Routes];
 
-        if ((spec.Volumes ?? []).Any(v => v.Name == VolumeName))
+        if ((spec.Volumes ?? []).FirstOrDefault(v => v.Name is VolumeName or StateVolumeName) is { } clash)
         {
-            throw new InjectionException($"spec.volumes: the pod already has a volume named '{VolumeName}', which the sidecar needs");
+            throw new InjectionException($"spec.volumes: the pod already has a volume named '{clash.Name}', which the sidecar needs");
         }
 
         var form = _options.Form switch
@@ -141,6 +147,10 @@ public sealed class SidecarInjector
             Name = VolumeName,
             // Only the sidecar mounts it. Secret files are owned by root; 0444 lets the non-root sidecar read them.
             Secret = new V1SecretVolumeSource { SecretName = secretName, DefaultMode = Convert.ToInt32("444", 8) },
+        }, new V1Volume
+        {
+            Name = StateVolumeName,
+            EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity("16Mi") },
         }];
 
         var updated = new Dictionary<string, string>(annotations)
@@ -176,6 +186,7 @@ public sealed class SidecarInjector
             Args =
             [
                 "--config-dir", _options.ConfigMountPath,
+                "--state-dir", StateMountPath,
                 "--gateway", gateway,
                 "--http", $"0.0.0.0:{_options.HealthPort.ToString(CultureInfo.InvariantCulture)}",
             ],
@@ -185,7 +196,11 @@ public sealed class SidecarInjector
                 new V1EnvVar { Name = "CLOUDVPN_GATEWAY", Value = gateway },
                 new V1EnvVar { Name = "POD_NAME", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.name" } } },
             ],
-            VolumeMounts = [new V1VolumeMount { Name = VolumeName, MountPath = _options.ConfigMountPath, ReadOnlyProperty = true }],
+            VolumeMounts =
+            [
+                new V1VolumeMount { Name = VolumeName, MountPath = _options.ConfigMountPath, ReadOnlyProperty = true },
+                new V1VolumeMount { Name = StateVolumeName, MountPath = StateMountPath },
+            ],
             Resources = new V1ResourceRequirements
             {
                 Requests = new Dictionary<string, ResourceQuantity>

@@ -68,8 +68,10 @@ public sealed class SidecarInjectorTests
         Assert.Equal("RuntimeDefault", sc.SeccompProfile.Type);
         Assert.NotNull(sidecar.Resources.Requests["cpu"]);
         Assert.NotNull(sidecar.Resources.Limits["memory"]);
-        var mount = Assert.Single(sidecar.VolumeMounts);
+        var mount = sidecar.VolumeMounts.Single(m => m.Name == SidecarInjector.VolumeName);
         Assert.True(mount.ReadOnlyProperty);
+        var state = sidecar.VolumeMounts.Single(m => m.Name == SidecarInjector.StateVolumeName);
+        Assert.Equal("Memory", pod.Spec.Volumes.Single(v => v.Name == state.Name).EmptyDir.Medium);
         var volume = pod.Spec.Volumes.Single(v => v.Name == mount.Name);
         Assert.Equal("vpn-gateway-client", volume.Secret.SecretName);
         // no other container sees the secret, and the pod's own containers are untouched
@@ -85,7 +87,7 @@ public sealed class SidecarInjectorTests
         Assert.True(result.Changed);
         Assert.Equal([SidecarInjector.ContainerName, "migrate", "log-shipper"], pod.Spec.InitContainers.Select(c => c.Name));
         Assert.Equal(["app", "metrics"], pod.Spec.Containers.Select(c => c.Name));
-        Assert.Equal(["data", SidecarInjector.VolumeName], pod.Spec.Volumes.Select(v => v.Name));
+        Assert.Equal(["data", SidecarInjector.VolumeName, SidecarInjector.StateVolumeName], pod.Spec.Volumes.Select(v => v.Name));
         Assert.Equal("edge-client-busy", pod.Spec.Volumes[1].Secret.SecretName);
         Assert.Equal(2000, pod.Spec.SecurityContext.FsGroup);
         var a = pod.Metadata.Annotations;
