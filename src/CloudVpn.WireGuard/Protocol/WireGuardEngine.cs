@@ -426,14 +426,15 @@ public sealed partial class WireGuardEngine : IDisposable
         Span<byte> message = stackalloc byte[MessageFormat.InitiationLength];
         lock (peer.HandshakeLock)
         {
+            // as wireguard-go: a fresh request restarts the attempt count even when it is too soon to send
             if (!isRetry)
             {
-                if (peer.Handshake.LastSentInitiation != long.MinValue && now - peer.Handshake.LastSentInitiation < WireGuardTimers.RekeyTimeout.Ticks)
-                {
-                    return;
-                }
-
                 Volatile.Write(ref peer.HandshakeAttempts, 0);
+            }
+
+            if (peer.Handshake.LastSentInitiation != long.MinValue && now - peer.Handshake.LastSentInitiation < WireGuardTimers.RekeyTimeout.Ticks)
+            {
+                return;
             }
 
             peer.Handshake.LastSentInitiation = now;
@@ -475,7 +476,9 @@ public sealed partial class WireGuardEngine : IDisposable
 
         try
         {
-            if (Interlocked.Increment(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
+            // as the kernel and wireguard-go: give up once the count of retries is past 18, i.e. after the 19th
+            // retry (20 initiations, about 100 s; their log line says "after 20 attempts")
+            if (Volatile.Read(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
             {
                 LogHandshakeGaveUp(peer.PublicKey, WireGuardTimers.MaxHandshakeAttempts + 2);
                 Counters.HandshakeGaveUp();
@@ -484,7 +487,7 @@ public sealed partial class WireGuardEngine : IDisposable
                 return;
             }
 
-            LogHandshakeRetry(peer.PublicKey, Volatile.Read(ref peer.HandshakeAttempts));
+            LogHandshakeRetry(peer.PublicKey, Interlocked.Increment(ref peer.HandshakeAttempts));
             SendHandshakeInitiation(peer, isRetry: true);
         }
 #pragma warning disable CA1031 // a timer callback must not crash the process
@@ -903,6 +906,8 @@ public sealed partial class WireGuardEngine : IDisposable
                 return; // keepalive
             }
 
+            // any data (valid inner packet or not) calls for an answer, as in the reference implementations
+            peer.TimerDataReceived(now);
             if (!InnerPacket.TryGetSourceAndLength(plaintext, out var innerSource, out var innerLength))
             {
                 Counters.Drop(WireGuardDropReason.InvalidInnerPacket);
@@ -916,7 +921,6 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             _transport.WriteToTun(plaintext[..innerLength]);
-            peer.TimerDataReceived(now);
         }
         finally
         {
