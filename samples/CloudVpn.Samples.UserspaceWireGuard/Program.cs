@@ -85,6 +85,9 @@ _ = device.Closed.ContinueWith(_ => stop.TrySetResult(device.CloseReason ?? "clo
 log.LogInformation("Device {Name} started (UDP port {Port})", device.Name, device.ListenPort);
 var reason = await stop.Task;
 log.LogInformation("Shutting down {Name}: {Reason}", device.Name, reason);
+log.LogInformation(
+    "Managed allocations since start: {Bytes} bytes; collections gen0 {Gen0}, gen1 {Gen1}, gen2 {Gen2}",
+    GC.GetTotalAllocatedBytes(precise: true), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
 #pragma warning restore CA1848
 await device.DisposeAsync();
 return 0;

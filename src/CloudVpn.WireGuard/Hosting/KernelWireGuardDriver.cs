@@ -17,7 +17,8 @@ namespace CloudVpn.WireGuard.Hosting;
 /// <remarks>
 /// Driver settings (<see cref="TunnelSpec.DriverSettings"/>): <c>wireguard-kernel.routes</c> (<c>true</c>: a route per
 /// allowed IP; <c>false</c>: routing is the host's), <c>wireguard-kernel.netns</c> (create the interface, and with it its
-/// UDP socket, in that named network namespace).
+/// UDP socket, in that named network namespace), <c>wireguard-kernel.keep-interface</c> (<c>true</c>: closing the tunnel
+/// leaves the interface running, so a restarted gateway adopts it without dropping its peers' sessions).
 /// </remarks>
 public sealed class KernelWireGuardDriver : ITunnelDriver
 {
@@ -126,7 +127,7 @@ public sealed class KernelWireGuardDriver : ITunnelDriver
 }
 
 /// <summary>The kernel driver's settings from <see cref="TunnelSpec.DriverSettings"/>, validated.</summary>
-internal sealed record KernelTunnelSettings(bool InstallRoutes, string? NetworkNamespace)
+internal sealed record KernelTunnelSettings(bool InstallRoutes, string? NetworkNamespace, bool KeepInterface = false)
 {
     private const string Prefix = "wireguard-kernel.";
 
@@ -134,6 +135,7 @@ internal sealed record KernelTunnelSettings(bool InstallRoutes, string? NetworkN
     {
         var errors = new List<string>();
         var routes = true;
+        var keep = false;
         string? netns = null;
         foreach (var (key, value) in spec.DriverSettings)
         {
@@ -154,8 +156,15 @@ internal sealed record KernelTunnelSettings(bool InstallRoutes, string? NetworkN
                 case "netns":
                     netns = string.IsNullOrWhiteSpace(value) ? null : value;
                     break;
+                case "keep-interface":
+                    if (!bool.TryParse(value, out keep))
+                    {
+                        errors.Add($"{key}: '{value}' is not true or false");
+                    }
+
+                    break;
                 default:
-                    errors.Add($"{key}: unknown setting (known: {Prefix}routes, {Prefix}netns)");
+                    errors.Add($"{key}: unknown setting (known: {Prefix}routes, {Prefix}netns, {Prefix}keep-interface)");
                     break;
             }
         }
@@ -165,6 +174,6 @@ internal sealed record KernelTunnelSettings(bool InstallRoutes, string? NetworkN
             throw new ArgumentException($"Invalid driver settings for {KernelWireGuardDriver.DriverName}: {string.Join("; ", errors)}.", nameof(spec));
         }
 
-        return new KernelTunnelSettings(routes, netns);
+        return new KernelTunnelSettings(routes, netns, keep);
     }
 }

@@ -201,17 +201,20 @@ internal sealed partial class KernelWireGuardTunnel : ITunnel
             }
 
             _closed = true;
-            try
+            if (!_settings.KeepInterface)
             {
-                _rt.DeleteLink(_index); // addresses and routes go with the interface
-            }
-            catch (NetlinkException e) when (e.Errno == Enodev)
-            {
+                try
+                {
+                    _rt.DeleteLink(_index); // addresses and routes go with the interface
+                }
+                catch (NetlinkException e) when (e.Errno == Enodev)
+                {
+                }
             }
 
             _wg.Dispose();
             _rt.Dispose();
-            LogClosed(_logger, Name);
+            LogClosed(_logger, Name, _settings.KeepInterface ? "left running (keep-interface)" : "deleted");
         }
         finally
         {
@@ -295,6 +298,6 @@ internal sealed partial class KernelWireGuardTunnel : ITunnel
     [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "Tunnel {Name}: no route installed for {Network}; a default route through the tunnel needs policy routing set by the host")]
     private static partial void LogDefaultRouteSkipped(ILogger logger, string name, string network);
 
-    [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Kernel WireGuard interface {Name} deleted")]
-    private static partial void LogClosed(ILogger logger, string name);
+    [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Tunnel {Name} closed; kernel interface {Outcome}")]
+    private static partial void LogClosed(ILogger logger, string name, string outcome);
 }

@@ -87,13 +87,22 @@ public sealed class WireGuardNetlink : IDisposable
         {
             var device = new WireGuardDeviceState { Name = interfaceName };
             var message = WireGuardGenl.EncodeGet(FamilyId, interfaceName);
-            var consistent = _socket.Dump(message, $"WG_CMD_GET_DEVICE {interfaceName}", (in NetlinkMessage reply) =>
+            bool consistent;
+            try
             {
-                if (reply.Type == FamilyId)
+                consistent = _socket.Dump(message, $"WG_CMD_GET_DEVICE {interfaceName}", (in NetlinkMessage reply) =>
                 {
-                    WireGuardGenl.DecodeGetPart(reply, device);
-                }
-            });
+                    if (reply.Type == FamilyId)
+                    {
+                        WireGuardGenl.DecodeGetPart(reply, device);
+                    }
+                });
+            }
+            catch
+            {
+                device.Dispose(); // zero any key already decoded
+                throw;
+            }
             if (consistent || attempt == MaxDumpAttempts)
             {
                 return device;

@@ -43,6 +43,27 @@ public sealed class WireGuardGoInteropTests
     }
 
     [Fact]
+    public void The_data_path_allocates_nothing_per_packet()
+    {
+        using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.WireGuardGo);
+        var (exit, output) = TunnelPair.Ping(pair.Net.Left, TunnelPair.RightTunnelIp, count: 1);
+        Assert.True(exit == 0, output);
+        AssertIperfBothWays(pair);
+        var (rx, tx) = TunnelPair.Transfer(pair.Left, pair.RightPublic);
+        var packets = (rx + tx) / 1500;
+
+        Assert.True(pair.Left.Terminate(TimeSpan.FromSeconds(10)));
+        var line = System.Text.RegularExpressions.Regex.Match(pair.Left.Output, @"Managed allocations since start: (\d+) bytes");
+        Assert.True(line.Success, pair.Left.Output);
+        var allocated = long.Parse(line.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+        // Start-up, the API requests and the handshake take well under 1 MiB; anything allocated per packet (an
+        // endpoint, a buffer, a boxed value: 24 bytes or more) would push the total past 16 bytes a packet on top.
+        Assert.True(packets > 5000, $"only {packets} packets: too few to tell");
+        Assert.True(allocated < (1 << 20) + (16 * packets), $"{allocated} bytes allocated for {packets} packets");
+    }
+
+    [Fact]
     public void IPv6_underlay_and_IPv6_inside_the_tunnel()
     {
         using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.WireGuardGo, ipv6Underlay: true);

@@ -119,5 +119,8 @@ public sealed class KernelDriverHostTests
         var error = Assert.Throws<ArgumentException>(() => KernelTunnelSettings.From(spec));
         Assert.Contains("wireguard-kernel.rutes: unknown setting", error.Message, StringComparison.Ordinal);
         Assert.Contains("wireguard-kernel.routes: 'maybe' is not true or false", error.Message, StringComparison.Ordinal);
+
+        var good = spec with { DriverSettings = new Dictionary<string, string> { ["wireguard-kernel.keep-interface"] = "true", ["wireguard-kernel.netns"] = "blue", ["other.x"] = "ignored" } };
+        Assert.Equal(new KernelTunnelSettings(InstallRoutes: true, NetworkNamespace: "blue", KeepInterface: true), KernelTunnelSettings.From(good));
     }
 }
