@@ -35,12 +35,19 @@ internal static class GatewayApp
     /// Builds the gateway. <paramref name="configureDrivers"/> replaces the default drivers (tests pass a fake one);
     /// <paramref name="configureServices"/> runs last (tests swap the clock or the console).
     /// </summary>
-    public static WebApplication Build(string[] args, Action<ICloudVpnBuilder>? configureDrivers = null, Action<IServiceCollection>? configureServices = null)
+    public static WebApplication Build(string[] args, Action<ICloudVpnBuilder>? configureDrivers = null, Action<IServiceCollection>? configureServices = null, GatewayMode mode = GatewayMode.Serve)
     {
+        var configFile = TakeConfigFile(ref args);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.Sources.Clear();
+        builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true, reloadOnChange: false);
+        if (configFile is not null)
+        {
+            // JSON is also valid YAML, so a chart can render this file as JSON under any name
+            builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: false);
+        }
+
         builder.Configuration
-            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true, reloadOnChange: false)
             .AddEnvironmentVariables(EnvironmentPrefix)
             .AddCommandLine(args, SwitchMappings.ToDictionary());
 
@@ -65,13 +72,16 @@ internal static class GatewayApp
         var cloudVpn = services.AddCloudVpn()
             .AddFileKeyStore(Path.IsPathFullyQualified(dataDir) ? Path.Combine(dataDir, "keys") : "/nonexistent-data-dir/keys", "file", isDefault: true);
         (configureDrivers ?? AddDefaultDrivers)(cloudVpn);
-        AddKeyRotation(cloudVpn, builder.Configuration.GetSection("CloudVpn:KeyRotation"));
+        AddKeyRotation(cloudVpn, builder.Configuration.GetSection("CloudVpn:KeyRotation"), mode);
 
         services.AddSingleton<GatewayKey>();
         services.AddSingleton<ConnectionEvents>();
         services.AddSingleton<GatewayState>();
         services.AddSingleton(sp => new GatewayConsole(sp.GetRequiredService<IOptions<GatewayOptions>>()));
-        services.AddHostedService<GatewayService>();
+        if (mode == GatewayMode.Serve)
+        {
+            services.AddHostedService<GatewayService>();
+        }
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -103,12 +113,24 @@ internal static class GatewayApp
     /// gateway switches to each at the loop's switch phase, counts it in <c>cloudvpn_key_rotations_total</c> and logs
     /// <c>key_rotated</c>. Without the loop, a version written by someone else (a one-shot rotation job) is taken when it appears.
     /// </summary>
-    public static void AddKeyRotation(ICloudVpnBuilder cloudVpn, IConfigurationSection section)
+    public static void AddKeyRotation(ICloudVpnBuilder cloudVpn, IConfigurationSection section, GatewayMode mode = GatewayMode.Serve)
     {
         ArgumentNullException.ThrowIfNull(cloudVpn);
         ArgumentNullException.ThrowIfNull(section);
-        var enabled = !string.IsNullOrWhiteSpace(section["Interval"]);
+        var enabled = mode == GatewayMode.Serve && !string.IsNullOrWhiteSpace(section["Interval"]);
         cloudVpn.Services.AddSingleton(new GatewayKeySwitch { DrivenByRotationLoop = enabled });
+        if (mode == GatewayMode.RotateKeys)
+        {
+            // one shot (a CronJob): no participant in this process; the running gateway takes the new version when it
+            // appears in the store. The loop's hosted service is registered but never started in this mode.
+            cloudVpn.AddKeyRotation(o =>
+            {
+                section.Bind(o);
+                o.Keys.Add(new RotatedKey(GatewayKey.KeyId, RotatedKeyKind.PrivateKey));
+            });
+            return;
+        }
+
         if (!enabled)
         {
             return;
@@ -137,6 +159,31 @@ internal static class GatewayApp
             Results.Text(MetricsExposition.Write(state.Snapshot(), state.GetReadiness().IsReady), MetricsExposition.ContentType));
     }
 
+    /// <summary>Takes <c>--config FILE</c> (or <c>--config=FILE</c>) out of the arguments: an extra JSON settings file.</summary>
+    internal static string? TakeConfigFile(ref string[] args)
+    {
+        string? file = null;
+        var rest = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--config" && i + 1 < args.Length)
+            {
+                file = args[++i];
+            }
+            else if (args[i].StartsWith("--config=", StringComparison.Ordinal))
+            {
+                file = args[i]["--config=".Length..];
+            }
+            else
+            {
+                rest.Add(args[i]);
+            }
+        }
+
+        args = [.. rest];
+        return file;
+    }
+
     /// <summary>Settings errors, one per line, from a failed start (or null when <paramref name="e"/> is something else).</summary>
     public static IReadOnlyList<string>? SettingsErrors(Exception e) => e switch
     {
@@ -145,6 +192,16 @@ internal static class GatewayApp
             [.. a.InnerExceptions.Cast<OptionsValidationException>().SelectMany(v => v.Failures)],
         _ => null,
     };
+}
+
+/// <summary>What the process is started for.</summary>
+internal enum GatewayMode
+{
+    /// <summary>Run the gateway.</summary>
+    Serve,
+
+    /// <summary>Rotate the gateway key once (<c>rotate-keys</c>, for a CronJob) and exit.</summary>
+    RotateKeys,
 }
 
 /// <summary>The body of <c>/readyz</c>.</summary>

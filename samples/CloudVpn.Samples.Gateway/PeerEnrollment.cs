@@ -16,6 +16,25 @@ internal static class PeerEnrollment
 {
     private static readonly Lock s_lock = new();
 
+    /// <summary>Serializes writers across processes (two --add-peer runs at once); waits up to 10 s for the other one.</summary>
+    private static FileStream LockPeersFile(string dataDir)
+    {
+        var path = Path.Combine(dataDir, ".peers.lock");
+        var deadline = Environment.TickCount64 + 10_000;
+        while (true)
+        {
+            try
+            {
+                // FileShare.None takes an exclusive advisory lock on Linux
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            }
+            catch (IOException) when (Environment.TickCount64 < deadline)
+            {
+                Thread.Sleep(50);
+            }
+        }
+    }
+
     public static EnrolledPeer Add(string name, GatewayOptions options, string gatewayPublicKey)
     {
         if (!PeerName.IsValid(name))
@@ -25,7 +44,7 @@ internal static class PeerEnrollment
 
         lock (s_lock)
         {
-            using var fileLock = new FileStream(Path.Combine(options.DataDir, ".peers.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            using var fileLock = LockPeersFile(options.DataDir);
             var peers = PeersFile.Load(options.PeersFile).ToList();
             if (peers.Any(p => p.Name == name))
             {

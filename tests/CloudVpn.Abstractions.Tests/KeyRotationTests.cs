@@ -180,13 +180,14 @@ public sealed class KeyRotationTests : IDisposable
         using var loop = Loop([recorder]);
 
         var run = loop.RunOnceAsync(force: true, Ct);
-        while (!recorder.Calls.Contains("switch 1->2"))
+        while (!loop.States.TryGetValue(Psk, out var state) || state.Phase != KeyRotationPhase.Switched)
         {
             await Task.Delay(10, Ct);
         }
 
-        Assert.False(run.IsCompleted);
-        _time.Advance(TimeSpan.FromMinutes(5));
+        await Task.Delay(50, Ct);
+        Assert.False(run.IsCompleted); // waiting out the overlap
+        _time.Advance(TimeSpan.FromMinutes(6));
         Assert.Equal(1, await run);
         Assert.Equal(["publish 1->2", "switch 1->2", "retire 1->2"], recorder.Calls);
     }
@@ -424,5 +425,107 @@ public sealed class FileKeyStorePruningTests : IDisposable
         Assert.Equal(0, await store.PruneAsync("k", 2, ct));
         Assert.Equal(0, await store.PruneAsync("absent", 2, ct));
         Assert.Equal(6, await store.PutAsync("k", new byte[] { 6 }, expectedVersion: 5, ct));
+    }
+}
+
+/// <summary>The follower: rotations made by a CronJob (the one-shot entry point) reach a gateway's participants through the store's watch.</summary>
+public sealed class KeyRotationFollowerTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("cv-follow").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task A_rotation_by_the_one_shot_entry_point_is_switched_to_and_retired_on_the_follower()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var store = new FileKeyStore(new FileKeyStoreOptions { Directory = _dir, PollInterval = TimeSpan.FromMilliseconds(50) });
+        await store.PutAsync("psk/site-a", new byte[32], cancellationToken: ct);
+        var options = Options();
+        var gateway = new CallLog { FailSwitches = 1 };
+        var follower = new KeyRotationFollower(_ => store, [gateway], options);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var following = follower.RunAsync(stop.Token);
+        await WaitAsync(() => follower.VersionsInForce.Count == 1, ct);
+        Assert.Equal(1, follower.VersionsInForce.Values.Single());
+
+        // The CronJob: its own loop, with no participants of its own.
+        using var cronJob = new KeyRotationLoop(_ => new FileKeyStore(new FileKeyStoreOptions { Directory = _dir }), [], options);
+        Assert.Equal(1, await cronJob.RunOnceAsync(force: true, ct));
+
+        await WaitAsync(() => gateway.Calls.Contains("retire 1->2"), ct);
+        await stop.CancelAsync();
+        await following;
+
+        // The first switch failed: the old version stayed in force, the retry succeeded, retire came after the overlap.
+        Assert.Equal(["publish 1->2", "switch 1->2 failed", "publish 1->2", "switch 1->2", "retire 1->2"], gateway.Calls);
+        Assert.Equal(2, follower.VersionsInForce.Values.Single());
+    }
+
+    private static KeyRotationOptions Options()
+    {
+        var options = new KeyRotationOptions
+        {
+            Interval = TimeSpan.FromHours(1),
+            Overlap = TimeSpan.FromMilliseconds(100),
+            RetryDelay = TimeSpan.FromMilliseconds(50),
+            MaxRetryDelay = TimeSpan.FromMilliseconds(200),
+        };
+        options.Keys.Add(new RotatedKey("psk/site-a", RotatedKeyKind.PresharedKey));
+        return options;
+    }
+
+    private static async Task WaitAsync(Func<bool> condition, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out");
+            await Task.Delay(20, ct);
+        }
+    }
+
+    private sealed class CallLog : IKeyRotationParticipant
+    {
+        private readonly List<string> _calls = [];
+
+        public int FailSwitches { get; set; }
+
+        public IReadOnlyList<string> Calls
+        {
+            get
+            {
+                lock (_calls)
+                {
+                    return [.. _calls];
+                }
+            }
+        }
+
+        public ValueTask PublishAsync(KeyRotationStep step, CancellationToken cancellationToken) => Add($"publish {step.PreviousVersion}->{step.NewVersion}");
+
+        public ValueTask SwitchAsync(KeyRotationStep step, CancellationToken cancellationToken)
+        {
+            if (FailSwitches > 0)
+            {
+                FailSwitches--;
+                Add($"switch {step.PreviousVersion}->{step.NewVersion} failed");
+                throw new InvalidOperationException("tunnel busy");
+            }
+
+            return Add($"switch {step.PreviousVersion}->{step.NewVersion}");
+        }
+
+        public ValueTask RetireAsync(KeyRotationStep step, CancellationToken cancellationToken) => Add($"retire {step.PreviousVersion}->{step.NewVersion}");
+
+        private ValueTask Add(string call)
+        {
+            lock (_calls)
+            {
+                _calls.Add(call);
+            }
+
+            return ValueTask.CompletedTask;
+        }
     }
 }

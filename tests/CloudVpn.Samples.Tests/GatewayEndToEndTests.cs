@@ -107,7 +107,14 @@ public sealed class GatewayEndToEndTests : IDisposable
         await WaitForAsync(() => Events(gateway.Stdout).Any(e => e.Event == ConnectionEvents.PeerConnectedEvent && e.Peer == "client1"), "the peer_connected event", gateway);
         Assert.Contains($"latest handshake", NetnsPair.Exec(net.Right, $"wg show {clientIf}").Stdout, StringComparison.Ordinal);
 
-        // 5. --add-peer while the gateway runs: the new client's configuration on stdout, the running device gets the peer
+        // 5. the client roams (new source port): the gateway follows and logs endpoint_changed with both endpoints
+        NetnsPair.Exec(net.Right, $"wg set {clientIf} listen-port 40404");
+        var again2 = NetnsPair.Exec(net.Right, "ping -c 2 -i 0.2 -w 10 10.8.0.1", check: false, timeoutMs: 20_000);
+        Assert.True(again2.ExitCode == 0, again2.Stdout + again2.Stderr);
+        await WaitForAsync(() => Events(gateway.Stdout).Any(e => e.Event == ConnectionEvents.EndpointChangedEvent && e.Peer == "client1"), "the endpoint_changed event", gateway);
+        Assert.Contains($"{net.RightIp}:40404", NetnsPair.Exec(net.Left, $"wg show {gatewayIf} endpoints").Stdout, StringComparison.Ordinal);
+
+        // 6. --add-peer while the gateway runs: the new client's configuration on stdout, the running device gets the peer
         var added = Cmd.Run("dotnet", $"{TestPaths.GatewayDll} --data-dir {dataDir} --public-endpoint {net.LeftIp}:51820 --add-peer laptop", check: false);
         Assert.True(added.ExitCode == 0, added.Stderr);
         var laptop = PeersTests.ParseWgQuick(added.Stdout);
@@ -115,7 +122,7 @@ public sealed class GatewayEndToEndTests : IDisposable
         Assert.Equal(publicKey, laptop["Peer.PublicKey"]);
         await WaitForAsync(() => NetnsPair.Exec(net.Left, $"wg show {gatewayIf} peers").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length == 2, "the running gateway to add the new peer", gateway);
 
-        // 6. a restart keeps the public key (and prints no new first peer)
+        // 7. a restart keeps the public key (and prints no new first peer)
         Stop(gateway);
         var again = StartGateway(net.Left, dataDir, gatewayIf, net.LeftIp);
         await WaitForAsync(() => again.Stderr.Contains("public key :", StringComparison.Ordinal), "the restarted gateway's banner", again);

@@ -94,6 +94,8 @@ public sealed class GatewayHostTests : IDisposable
             await store.PutAsync(GatewayKey.KeyId, next.Bytes.ToArray(), expectedVersion: 1);
 
             await Eventually.HoldsAsync(() => gateway.Driver.Specs[^1].Device.PrivateKey.Version == 2, "key version 2 to be applied");
+            // the state follows right after the driver took the new spec
+            await Eventually.HoldsAsync(() => gateway.State.Key!.Version == 2, "the gateway to record key version 2");
             Assert.Equal(next.GetPublicKey().ToBase64(), gateway.State.Key!.PublicKey);
             Assert.NotEqual(oldKey, gateway.State.Key!.PublicKey);
             Assert.Equal(1, await gateway.MetricAsync("cloudvpn_key_rotations_total"));
@@ -115,6 +117,7 @@ public sealed class GatewayHostTests : IDisposable
             var first = gateway.State.Key!.PublicKey;
 
             await Eventually.HoldsAsync(() => gateway.Driver.Specs[^1].Device.PrivateKey.Version >= 2, "the loop to rotate the key", timeoutMs: 20_000);
+            await Eventually.HoldsAsync(() => gateway.State.Key!.Version >= 2, "the gateway to record the new key version");
             var logs = gateway.Logs.GetSnapshot();
             var published = Assert.Single(logs, r => r.Id.Id == 20 && r.GetStructuredStateValue("Version") == "2");
             var rotated = Assert.Single(logs, r => r.GetStructuredStateValue("Event") == ConnectionEvents.KeyRotatedEvent && r.GetStructuredStateValue("NewVersion") == "2");

@@ -138,24 +138,45 @@ public sealed partial class KeyRotationLoop : IDisposable
         foreach (var key in _options.Keys)
         {
             var state = await EnsureStateAsync(key, cancellationToken);
-            if (!force && !IsDue(state))
+            if (state.Phase != KeyRotationPhase.Idle)
+            {
+                await FinishAsync(key, cancellationToken); // a rotation left half-way (by a failure or a stop) first
+            }
+
+            if (!force && !IsDue(_states[key]))
             {
                 continue;
             }
 
             await AdvanceAsync(key, force: true, throwOnFailure: true, cancellationToken);
-            var switched = _states[key];
-            var wait = switched.SwitchedAt + _options.Overlap - _time.GetUtcNow();
-            if (wait > TimeSpan.Zero)
-            {
-                await Task.Delay(wait, _time, cancellationToken);
-            }
-
-            await AdvanceAsync(key, force: false, throwOnFailure: true, cancellationToken);
+            await FinishAsync(key, cancellationToken);
             rotated++;
         }
 
         return rotated;
+    }
+
+    /// <summary>Drives <paramref name="key"/> back to <see cref="KeyRotationPhase.Idle"/>, waiting out backoff and overlap.</summary>
+    private async Task FinishAsync(RotatedKey key, CancellationToken cancellationToken)
+    {
+        while (_states[key] is { Phase: not KeyRotationPhase.Idle } state)
+        {
+            var now = _time.GetUtcNow();
+            var notBefore = state.Phase == KeyRotationPhase.Switched ? state.SwitchedAt + _options.Overlap : state.NextAttemptAt;
+            if (state.NextAttemptAt > notBefore)
+            {
+                notBefore = state.NextAttemptAt;
+            }
+
+            if (notBefore > now)
+            {
+                // Timers may fire a little early against the clock: wait until the clock says so, not just the timer.
+                await Task.Delay(notBefore - now + TimeSpan.FromMilliseconds(1), _time, cancellationToken);
+                continue;
+            }
+
+            await AdvanceAsync(key, force: false, throwOnFailure: true, cancellationToken);
+        }
     }
 
     /// <summary>Advances every key as far as it can go now. Returns how many rotations completed (retired) in this tick.</summary>
