@@ -21,6 +21,8 @@ internal sealed class OpenVpnLab : IAsyncDisposable
     {
         Prerequisite.RequireRoot();
         Prerequisite.RequireCommand("openvpn");
+        Prerequisite.RequireCommand("ping");
+        Prerequisite.RequireCommand("iperf3");
         Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
         Net = new NetnsPair("ov");
         Work = Path.Combine(Path.GetTempPath(), "cloudvpn-ovpn-it-" + Guid.NewGuid().ToString("N"));
