@@ -452,6 +452,7 @@ public sealed partial class OpenVpnTunnel : ITunnel
     private async Task PollOnceAsync(CancellationToken token)
     {
         var clients = await GetClientsAsync(token);
+        await SyncCrlAsync(clients, token);
         var now = clients.ToDictionary(c => (c.CommonName, c.ClientId));
         foreach (var (key, client) in now)
         {
@@ -471,6 +472,36 @@ public sealed partial class OpenVpnTunnel : ITunnel
             _connected.Remove(key);
             LogClientDisconnected(_logger, client.CommonName, client.BytesReceived, client.BytesSent);
             ClientDisconnected?.Invoke(this, new OpenVpnClientEvent(client.CommonName, client));
+        }
+    }
+
+    /// <summary>
+    /// Brings the CRL file in line with the key store, where another replica (or the refresh before expiry) may have
+    /// written a newer one, and halts sessions whose certificate it now revokes: a revocation anywhere reaches every
+    /// server within a poll interval.
+    /// </summary>
+    private async Task SyncCrlAsync(IReadOnlyList<OpenVpnClientStatus> clients, CancellationToken token)
+    {
+        var der = await Pki.GetCrlDerAsync(token);
+        if (!RuntimeFolder.WriteAtomic(_layout.CrlFile, SecretPem.Crl(der)))
+        {
+            return;
+        }
+
+        var revoked = CrlReader.Read(der).RevokedSerialNumbers.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var cn in clients.Select(c => c.CommonName).Distinct(StringComparer.Ordinal))
+        {
+            if (!await Pki.HasClientAsync(cn, token))
+            {
+                continue;
+            }
+
+            using var certificate = await Pki.GetClientCertificateAsync(cn, token);
+            if (revoked.Contains(certificate.SerialNumber))
+            {
+                var killed = await KillClientAsync(cn, "HALT", token);
+                LogRevoked(_logger, cn, certificate.SerialNumber, killed);
+            }
         }
     }
 

@@ -87,6 +87,7 @@ public sealed class IntegrationTests
 
         // The client is told to stop (HALT) and its session ends.
         await OpenVpnLab.WaitForAsync(() => Task.FromResult(alice.HasExited), TimeSpan.FromSeconds(10), "the revoked client to halt");
+        Assert.True(alice.Saw("Halt command was pushed by server"));
         await OpenVpnLab.WaitForAsync(async () => !(await tunnel.GetClientsAsync()).Any(c => c.CommonName == "alice"), TimeSpan.FromSeconds(10), "alice's session to end");
 
         // A new attempt with the same profile is refused on the CRL.
@@ -107,6 +108,23 @@ public sealed class IntegrationTests
         Assert.DoesNotContain(await tunnel.GetClientsAsync(TestContext.Current.CancellationToken), c => c.CommonName == "alice");
         Assert.False(lab.Ping(lab.Net.Right, "10.8.0.1", count: 2), "a revoked client must not reach the server");
         await OpenVpnLab.WaitForAsync(() => Task.FromResult(Snapshot(disconnected).Contains("alice")), TimeSpan.FromSeconds(5), "the disconnected event");
+    }
+
+    [Fact]
+    public async Task A_revocation_written_to_the_key_store_by_another_replica_cuts_the_client_off_here()
+    {
+        await using var lab = new OpenVpnLab();
+        await using var tunnel = await lab.Driver.OpenServerAsync(OpenVpnLab.Spec(peers: [("alice", "10.8.0.10")]), TestContext.Current.CancellationToken);
+        using var alice = await lab.StartClientAsync(tunnel, "alice");
+        await OpenVpnLab.WaitForAsync(() => Task.FromResult(alice.Saw("Initialization Sequence Completed")), Connect, "alice to connect");
+
+        // Another replica shares the key store: it revokes through its own PKI object, never touching this server.
+        var otherReplica = new Pki.OpenVpnPki(lab.Store, "openvpn/gw1");
+        var serial = await otherReplica.RevokeClientAsync("alice", cancellationToken: TestContext.Current.CancellationToken);
+
+        await OpenVpnLab.WaitForAsync(() => Task.FromResult(alice.HasExited), TimeSpan.FromSeconds(15), "this server to halt the revoked client");
+        Assert.True(alice.Saw("Halt command was pushed by server"), string.Join("\n", alice.Lines.TakeLast(10)));
+        Assert.Contains(serial, PkiTests.ReadCrl(await File.ReadAllBytesAsync(Path.Combine(tunnel.RuntimeDirectory, "crl.pem"), TestContext.Current.CancellationToken)).RevokedSerialNumbers);
     }
 
     [Fact]
