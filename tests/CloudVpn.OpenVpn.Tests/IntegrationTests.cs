@@ -55,6 +55,15 @@ public sealed class IntegrationTests
             Assert.Equal((0L, 0L, null), (bob.ReceivedBytes, bob.TransmittedBytes, bob.LastHandshake));
 
             await OpenVpnLab.WaitForAsync(() => Task.FromResult(Snapshot(connected).Contains("alice")), TimeSpan.FromSeconds(5), "the connected event");
+
+            // Signals go through the management interface: SIGUSR2 makes the server print its client list to the log.
+            Assert.Contains("SIGUSR2", await tunnel.SignalAsync("SIGUSR2", TestContext.Current.CancellationToken), StringComparison.Ordinal);
+            await OpenVpnLab.WaitForAsync(
+                () => Task.FromResult(
+                    lab.Logs.GetSnapshot().Any(r => r.Message.Contains("OpenVPN CLIENT LIST", StringComparison.Ordinal))
+                    && lab.Logs.GetSnapshot().Any(r => r.Message.Contains("alice,", StringComparison.Ordinal) && r.Message.Contains(lab.Net.RightIp, StringComparison.Ordinal))),
+                TimeSpan.FromSeconds(5),
+                "the SIGUSR2 client list in the log");
             Assert.Contains(lab.Logs.GetSnapshot(), r => r.Message.StartsWith("openvpn: ", StringComparison.Ordinal) && r.Message.Contains("Initialization Sequence Completed", StringComparison.Ordinal));
             Assert.Equal(pid, tunnel.ProcessId);
         }
