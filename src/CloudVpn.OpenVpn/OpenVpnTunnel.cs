@@ -34,7 +34,7 @@ public sealed partial class OpenVpnTunnel : ITunnel
     private readonly SemaphoreSlim _managementLock = new(1, 1);
     private readonly SemaphoreSlim _applyLock = new(1, 1);
     private readonly CancellationTokenSource _closing = new();
-    private readonly Dictionary<(string, long?), OpenVpnClientStatus> _connected = [];
+    private readonly Dictionary<(string, long?, DateTimeOffset?), OpenVpnClientStatus> _connected = [];
     private OpenVpnManagementClient? _management;
     private TaskCompletionSource _pollNow = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _pollLoop;
@@ -453,7 +453,8 @@ public sealed partial class OpenVpnTunnel : ITunnel
     {
         var clients = await GetClientsAsync(token);
         await SyncCrlAsync(clients, token);
-        var now = clients.ToDictionary(c => (c.CommonName, c.ClientId));
+        // Client ids start over when openvpn restarts; the connection time tells a new session from an old one.
+        var now = clients.ToDictionary(c => (c.CommonName, c.ClientId, c.ConnectedSince));
         foreach (var (key, client) in now)
         {
             if (_connected.TryAdd(key, client))
