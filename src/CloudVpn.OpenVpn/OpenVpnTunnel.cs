@@ -238,8 +238,17 @@ public sealed partial class OpenVpnTunnel : ITunnel
     }
 
     /// <summary>The single-file <c>.ovpn</c> profile of a peer (see <see cref="OpenVpnClientProfile.ExportAsync"/>); the caller zeroes the bytes.</summary>
-    public ValueTask<byte[]> ExportClientProfileAsync(string commonName, string? remoteHost = null, int? remotePort = null, CancellationToken cancellationToken = default) =>
-        OpenVpnClientProfile.ExportAsync(Pki, _plan, commonName, remoteHost, remotePort, cancellationToken);
+    /// <exception cref="ArgumentException"><paramref name="commonName"/> is not a peer of this tunnel (the server would turn it away).</exception>
+    public ValueTask<byte[]> ExportClientProfileAsync(string commonName, string? remoteHost = null, int? remotePort = null, CancellationToken cancellationToken = default)
+    {
+        var plan = _plan;
+        if (!plan.Clients.Any(c => c.CommonName == commonName))
+        {
+            throw new ArgumentException($"commonName: '{commonName}' is not a peer of tunnel {Name}; add it to the spec (ApplyAsync) first.", nameof(commonName));
+        }
+
+        return OpenVpnClientProfile.ExportAsync(Pki, plan, commonName, remoteHost, remotePort, cancellationToken);
+    }
 
     /// <inheritdoc />
     public async ValueTask CloseAsync(CancellationToken cancellationToken = default)

@@ -189,8 +189,9 @@ public sealed class IntegrationTests
         Assert.True((await tunnel.ApplyAsync(spec, TestContext.Current.CancellationToken)).IsNoOp);
 
         // bob is not in the spec: the client-config folder has no file for him and the server turns him away.
-        await tunnel.Pki.GetClientCertificateAsync("bob", TestContext.Current.CancellationToken);
-        using (var early = await lab.StartClientAsync(tunnel, "bob"))
+        await Assert.ThrowsAsync<ArgumentException>(async () => await tunnel.ExportClientProfileAsync("bob", lab.Net.LeftIp, cancellationToken: TestContext.Current.CancellationToken));
+        var bobProfile = await OpenVpnClientProfile.ExportAsync(tunnel.Pki, tunnel.Plan, "bob", lab.Net.LeftIp, cancellationToken: TestContext.Current.CancellationToken);
+        using (var early = await lab.StartClientAsync(bobProfile, "bob"))
         {
             await OpenVpnLab.WaitForAsync(
                 () => Task.FromResult(lab.Logs.GetSnapshot().Any(r => r.Message.Contains("client-config-dir", StringComparison.Ordinal) && r.Message.Contains("bob", StringComparison.Ordinal))),

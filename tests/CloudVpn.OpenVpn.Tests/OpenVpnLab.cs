@@ -67,9 +67,12 @@ internal sealed class OpenVpnLab : IAsyncDisposable
     }
 
     /// <summary>Exports <paramref name="commonName"/>'s profile and starts a client from it in the right namespace.</summary>
-    public async Task<OpenVpnClientProcess> StartClientAsync(OpenVpnTunnel tunnel, string commonName)
+    public async Task<OpenVpnClientProcess> StartClientAsync(OpenVpnTunnel tunnel, string commonName) =>
+        await StartClientAsync(await tunnel.ExportClientProfileAsync(commonName, Net.LeftIp), commonName);
+
+    /// <summary>Starts a client in the right namespace from <paramref name="profile"/> (zeroed here).</summary>
+    public async Task<OpenVpnClientProcess> StartClientAsync(byte[] profile, string commonName)
     {
-        var profile = await tunnel.ExportClientProfileAsync(commonName, Net.LeftIp);
         var path = Path.Combine(Work, commonName + ".ovpn");
         await File.WriteAllBytesAsync(path, profile);
         CryptographicOperations.ZeroMemory(profile);
