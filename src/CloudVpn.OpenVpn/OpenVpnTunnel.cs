@@ -160,9 +160,14 @@ public sealed partial class OpenVpnTunnel : ITunnel
             }
             else
             {
-                // Removed peers lose their session now (their client-config file is gone, so they cannot come back);
+                // Removed peers are told to stop (their client-config file is gone, so they could not come back);
                 // changed peers reconnect to pick up their new address and routes.
-                foreach (var cn in removed.Concat(updated))
+                foreach (var cn in removed)
+                {
+                    await KillClientAsync(cn, "HALT", cancellationToken);
+                }
+
+                foreach (var cn in updated)
                 {
                     await KillClientAsync(cn, "RESTART", cancellationToken);
                 }

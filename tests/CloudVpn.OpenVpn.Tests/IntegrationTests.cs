@@ -212,6 +212,7 @@ public sealed class IntegrationTests
         var removed = await tunnel.ApplyAsync(spec, TestContext.Current.CancellationToken);
         Assert.Equal(["bob"], removed.PeersRemoved);
         await OpenVpnLab.WaitForAsync(async () => !(await tunnel.GetClientsAsync()).Any(c => c.CommonName == "bob"), TimeSpan.FromSeconds(10), "bob's session to end");
+        await OpenVpnLab.WaitForAsync(() => Task.FromResult(bob.HasExited), TimeSpan.FromSeconds(10), "the removed peer to be told to stop");
         Assert.Equal(1, tunnel.ProcessStarts);
 
         var routed = spec with { DriverSettings = new Dictionary<string, string>(spec.DriverSettings) { ["openvpn.push-routes"] = "10.96.0.0/12" } };
