@@ -73,6 +73,7 @@ public sealed class IntegrationTests
         }
 
         Assert.False(Directory.Exists(runtime), "the runtime folder is removed on close");
+        Assert.DoesNotContain(lab.Logs.GetSnapshot(), r => r.Message.Contains("PRIVATE KEY", StringComparison.Ordinal) || r.Message.Contains("Static key", StringComparison.Ordinal));
         Assert.Contains(lab.Logs.GetSnapshot(), r => r.Message.Contains("stopped cleanly", StringComparison.Ordinal));
     }
 
