@@ -34,7 +34,7 @@ public sealed partial class OpenVpnTunnel : ITunnel
     private readonly SemaphoreSlim _managementLock = new(1, 1);
     private readonly SemaphoreSlim _applyLock = new(1, 1);
     private readonly CancellationTokenSource _closing = new();
-    private readonly Dictionary<(string, long?), OpenVpnClientStatus> _connected = [];
+    private readonly Dictionary<(string, long?, DateTimeOffset?), OpenVpnClientStatus> _connected = [];
     private OpenVpnManagementClient? _management;
     private TaskCompletionSource _pollNow = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _pollLoop;
@@ -160,9 +160,14 @@ public sealed partial class OpenVpnTunnel : ITunnel
             }
             else
             {
-                // Removed peers lose their session now (their client-config file is gone, so they cannot come back);
+                // Removed peers are told to stop (their client-config file is gone, so they could not come back);
                 // changed peers reconnect to pick up their new address and routes.
-                foreach (var cn in removed.Concat(updated))
+                foreach (var cn in removed)
+                {
+                    await KillClientAsync(cn, "HALT", cancellationToken);
+                }
+
+                foreach (var cn in updated)
                 {
                     await KillClientAsync(cn, "RESTART", cancellationToken);
                 }
@@ -238,8 +243,17 @@ public sealed partial class OpenVpnTunnel : ITunnel
     }
 
     /// <summary>The single-file <c>.ovpn</c> profile of a peer (see <see cref="OpenVpnClientProfile.ExportAsync"/>); the caller zeroes the bytes.</summary>
-    public ValueTask<byte[]> ExportClientProfileAsync(string commonName, string? remoteHost = null, int? remotePort = null, CancellationToken cancellationToken = default) =>
-        OpenVpnClientProfile.ExportAsync(Pki, _plan, commonName, remoteHost, remotePort, cancellationToken);
+    /// <exception cref="ArgumentException"><paramref name="commonName"/> is not a peer of this tunnel (the server would turn it away).</exception>
+    public ValueTask<byte[]> ExportClientProfileAsync(string commonName, string? remoteHost = null, int? remotePort = null, CancellationToken cancellationToken = default)
+    {
+        var plan = _plan;
+        if (!plan.Clients.Any(c => c.CommonName == commonName))
+        {
+            throw new ArgumentException($"commonName: '{commonName}' is not a peer of tunnel {Name}; add it to the spec (ApplyAsync) first.", nameof(commonName));
+        }
+
+        return OpenVpnClientProfile.ExportAsync(Pki, plan, commonName, remoteHost, remotePort, cancellationToken);
+    }
 
     /// <inheritdoc />
     public async ValueTask CloseAsync(CancellationToken cancellationToken = default)
@@ -452,7 +466,9 @@ public sealed partial class OpenVpnTunnel : ITunnel
     private async Task PollOnceAsync(CancellationToken token)
     {
         var clients = await GetClientsAsync(token);
-        var now = clients.ToDictionary(c => (c.CommonName, c.ClientId));
+        await SyncCrlAsync(clients, token);
+        // Client ids start over when openvpn restarts; the connection time tells a new session from an old one.
+        var now = clients.ToDictionary(c => (c.CommonName, c.ClientId, c.ConnectedSince));
         foreach (var (key, client) in now)
         {
             if (_connected.TryAdd(key, client))
@@ -471,6 +487,36 @@ public sealed partial class OpenVpnTunnel : ITunnel
             _connected.Remove(key);
             LogClientDisconnected(_logger, client.CommonName, client.BytesReceived, client.BytesSent);
             ClientDisconnected?.Invoke(this, new OpenVpnClientEvent(client.CommonName, client));
+        }
+    }
+
+    /// <summary>
+    /// Brings the CRL file in line with the key store, where another replica (or the refresh before expiry) may have
+    /// written a newer one, and halts sessions whose certificate it now revokes: a revocation anywhere reaches every
+    /// server within a poll interval.
+    /// </summary>
+    private async Task SyncCrlAsync(IReadOnlyList<OpenVpnClientStatus> clients, CancellationToken token)
+    {
+        var der = await Pki.GetCrlDerAsync(token);
+        if (!RuntimeFolder.WriteAtomic(_layout.CrlFile, SecretPem.Crl(der)))
+        {
+            return;
+        }
+
+        var revoked = CrlReader.Read(der).RevokedSerialNumbers.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var cn in clients.Select(c => c.CommonName).Distinct(StringComparer.Ordinal))
+        {
+            if (!await Pki.HasClientAsync(cn, token))
+            {
+                continue;
+            }
+
+            using var certificate = await Pki.GetClientCertificateAsync(cn, token);
+            if (revoked.Contains(certificate.SerialNumber))
+            {
+                var killed = await KillClientAsync(cn, "HALT", token);
+                LogRevoked(_logger, cn, certificate.SerialNumber, killed);
+            }
         }
     }
 

@@ -1,5 +1,4 @@
 using CloudVpn.KeyStores;
-using CloudVpn.Testing;
 using CloudVpn.Tunnels;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -67,7 +66,7 @@ public sealed class DriverTests : IDisposable
         Assert.IsType<OpenVpnDriver>(driver);
         Assert.Equal("/tmp/cv", provider.GetRequiredService<IOptions<OpenVpnOptions>>().Value.RuntimeDirectory);
 
-        if (Prerequisite.FindCommand("openvpn") is not null)
+        if ((await driver.ProbeAsync(TestContext.Current.CancellationToken)).IsAvailable)
         {
             var selection = await provider.GetRequiredService<ITunnelDriverSelector>().SelectAsync(cancellationToken: TestContext.Current.CancellationToken);
             Assert.Same(driver, selection.Driver);

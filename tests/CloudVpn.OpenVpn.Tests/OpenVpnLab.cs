@@ -21,6 +21,8 @@ internal sealed class OpenVpnLab : IAsyncDisposable
     {
         Prerequisite.RequireRoot();
         Prerequisite.RequireCommand("openvpn");
+        Prerequisite.RequireCommand("ping");
+        Prerequisite.RequireCommand("iperf3");
         Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
         Net = new NetnsPair("ov");
         Work = Path.Combine(Path.GetTempPath(), "cloudvpn-ovpn-it-" + Guid.NewGuid().ToString("N"));
@@ -65,9 +67,12 @@ internal sealed class OpenVpnLab : IAsyncDisposable
     }
 
     /// <summary>Exports <paramref name="commonName"/>'s profile and starts a client from it in the right namespace.</summary>
-    public async Task<OpenVpnClientProcess> StartClientAsync(OpenVpnTunnel tunnel, string commonName)
+    public async Task<OpenVpnClientProcess> StartClientAsync(OpenVpnTunnel tunnel, string commonName) =>
+        await StartClientAsync(await tunnel.ExportClientProfileAsync(commonName, Net.LeftIp), commonName);
+
+    /// <summary>Starts a client in the right namespace from <paramref name="profile"/> (zeroed here).</summary>
+    public async Task<OpenVpnClientProcess> StartClientAsync(byte[] profile, string commonName)
     {
-        var profile = await tunnel.ExportClientProfileAsync(commonName, Net.LeftIp);
         var path = Path.Combine(Work, commonName + ".ovpn");
         await File.WriteAllBytesAsync(path, profile);
         CryptographicOperations.ZeroMemory(profile);

@@ -128,7 +128,15 @@ public sealed class OpenVpnManagementClient : IAsyncDisposable
             await _closing.CancelAsync();
         }
 
-        _socket.Shutdown(SocketShutdown.Both);
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // openvpn already closed its end.
+        }
+
         await _stream.DisposeAsync();
         try
         {

@@ -143,19 +143,23 @@ public sealed class OpenVpnPki
     /// <see cref="OpenVpnPkiOptions.CrlRefreshBefore"/> remains before its next-update date, because OpenVPN refuses
     /// every client once the CRL has expired.
     /// </summary>
-    public async ValueTask<byte[]> GetCrlPemAsync(CancellationToken cancellationToken = default)
+    public async ValueTask<byte[]> GetCrlPemAsync(CancellationToken cancellationToken = default) =>
+        SecretPem.Crl(await GetCrlDerAsync(cancellationToken));
+
+    /// <summary>The current CRL in DER (see <see cref="GetCrlPemAsync"/>); read it with <see cref="CrlReader"/>.</summary>
+    public async ValueTask<byte[]> GetCrlDerAsync(CancellationToken cancellationToken = default)
     {
         for (var attempt = 0; ; attempt++)
         {
             using var current = await _store.GetAsync(CrlId, cancellationToken: cancellationToken);
             if (current is not null && ReadNextUpdate(current.Value) - _time.GetUtcNow() > _options.CrlRefreshBefore)
             {
-                return SecretPem.Crl(current.Value);
+                return current.CopyValue();
             }
 
             try
             {
-                return SecretPem.Crl(await UpdateCrlAsync(current, null, cancellationToken));
+                return await UpdateCrlAsync(current, null, cancellationToken);
             }
             catch (KeyStoreConflictException) when (attempt < 5)
             {
