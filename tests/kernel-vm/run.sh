@@ -20,7 +20,8 @@ if [ "${1:-}" = "--" ]; then
 else
   TESTS_DLL="$REPO/tests/CloudVpn.WireGuard.Tests/bin/$CONFIGURATION/net10.0/CloudVpn.WireGuard.Tests.dll"
   [ -f "$TESTS_DLL" ] || { echo "kernel-vm: $TESTS_DLL not built (run dotnet build first)" >&2; exit 1; }
-  CMD=(dotnet exec "$TESTS_DLL" --filter-trait "Category=KernelVm" --no-progress --no-ansi)
+  # Run directly, the test executable speaks xunit's own command line (not Microsoft.Testing.Platform's).
+  CMD=(dotnet exec "$TESTS_DLL" -trait "Category=KernelVm" -noColor -noLogo -showLiveOutput)
 fi
 
 need=()
@@ -99,7 +100,7 @@ trap 'rm -rf "$CTL"' EXIT
 echo "$REPO" > "$CTL/workdir"
 {
   echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp"
-  echo "export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 CLOUDVPN_IN_KERNEL_VM=1 CI=${CI:-}"
+  echo "export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 CLOUDVPN_IN_KERNEL_VM=1 CLOUDVPN_KERNEL_VM_PERF=${CLOUDVPN_KERNEL_VM_PERF:-} CI=${CI:-}"
   echo "mkdir -p /run/netns /var/run/wireguard /tmp"
   echo "/usr/sbin/ip link set lo up"
   printf 'cd %q && ' "$REPO"

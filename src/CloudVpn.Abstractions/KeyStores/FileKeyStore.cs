@@ -15,7 +15,7 @@ namespace CloudVpn.KeyStores;
 /// file lock per id, so a crash leaves the previous versions intact and compare-and-swap holds across processes.
 /// Each file carries a SHA-256 checksum; a damaged file is reported, never returned.
 /// </summary>
-public sealed partial class FileKeyStore : IKeyStore
+public sealed partial class FileKeyStore : IKeyStore, KeyRotation.IKeyHistoryPruning
 {
     private const UnixFileMode FolderMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode FileMode0600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -173,6 +173,34 @@ public sealed partial class FileKeyStore : IKeyStore
         }
 
         return existed;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<int> PruneAsync(string id, int keep, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);
+        var folder = FolderFor(id);
+        if (!Directory.Exists(folder))
+        {
+            return 0;
+        }
+
+        using (await AcquireLockAsync(id, folder, cancellationToken))
+        {
+            var versions = ReadVersionNumbers(folder);
+            var excess = Math.Max(0, versions.Count - keep);
+            for (var i = 0; i < excess; i++)
+            {
+                File.Delete(Path.Combine(folder, VersionFileName(versions[i])));
+            }
+
+            if (excess > 0)
+            {
+                Libc.FsyncDirectory(folder);
+            }
+
+            return excess;
+        }
     }
 
     /// <inheritdoc />

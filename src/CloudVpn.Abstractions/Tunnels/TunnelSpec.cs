@@ -30,6 +30,13 @@ public sealed record DeviceSpec(
 
     /// <summary>Firewall mark for the tunnel's own packets (0: none).</summary>
     public uint FirewallMark { get; init; }
+
+    /// <summary>
+    /// Interface addresses with their host part (10.8.0.1/24). <see cref="Addresses"/> holds <see cref="IPNetwork"/>
+    /// values, which drop host bits, so it can only carry /32 and /128 addresses exactly; use this list for the rest.
+    /// Drivers apply the union of both lists.
+    /// </summary>
+    public IReadOnlyList<InterfaceAddress> InterfaceAddresses { get; init; } = [];
 }
 
 /// <summary>A remote peer.</summary>

@@ -1,0 +1,249 @@
+using System.Net;
+using System.Net.Sockets;
+using CloudVpn.WireGuard.Protocol;
+using CloudVpn.WireGuard.Tun;
+using CloudVpn.WireGuard.Uapi;
+using CloudVpn.WireGuard.Udp;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CloudVpn.WireGuard.Device;
+
+/// <summary>
+/// A userspace WireGuard interface: a TUN device, a UDP socket and a <see cref="WireGuardEngine"/> joined together,
+/// plus (optionally) the userspace API socket so that <c>wg</c> drives it as it drives wireguard-go. Packets flow
+/// TUN read -> engine (route, encrypt) -> UDP send and UDP receive -> engine (decrypt, check) -> TUN write, each
+/// direction on its own reader thread with its own pinned buffer.
+/// </summary>
+public sealed partial class WireGuardDevice : IAsyncDisposable
+{
+    private readonly TunDevice _tun;
+    private readonly UdpBind _udp;
+    private readonly ILogger _logger;
+    private readonly ITimer _housekeeping;
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _configGate = new();
+    private UapiServer? _uapi;
+    private int _disposed;
+
+    private WireGuardDevice(TunDevice tun, UdpBind udp, WireGuardEngine engine, ILogger logger, TimeProvider time, int mtu)
+    {
+        _tun = tun;
+        _udp = udp;
+        Engine = engine;
+        _logger = logger;
+        Mtu = mtu;
+        UapiDevice = new EngineUapiDevice(this);
+        _housekeeping = time.CreateTimer(_ => Housekeep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>The interface name.</summary>
+    public string Name => _tun.Name;
+
+    /// <summary>The protocol engine (keys, peers, counters).</summary>
+    public WireGuardEngine Engine { get; }
+
+    /// <summary>The UDP port bound.</summary>
+    public int ListenPort => _udp.Port;
+
+    /// <summary>The MTU the engine pads to (followed when the interface MTU is changed with <c>ip link</c>).</summary>
+    public int Mtu { get; private set; }
+
+    /// <summary>The device as the userspace API sees it (what the socket serves).</summary>
+    public IUapiDevice UapiDevice { get; }
+
+    /// <summary>
+    /// Completes when the device must stop on its own: its API socket file was removed (the way to stop wireguard-go),
+    /// the interface was deleted or the TUN failed; <see cref="CloseReason"/> says which. Also completes on dispose.
+    /// </summary>
+    public Task Closed => _closed.Task;
+
+    /// <summary>Why <see cref="Closed"/> completed; null while the device runs.</summary>
+    public string? CloseReason { get; private set; }
+
+    /// <summary>Packets the kernel refused on the TUN, and datagrams it refused on UDP.</summary>
+    public (long TunWriteErrors, long UdpSendErrors) IoErrors => (_tun.WriteErrors, _udp.SendErrors);
+
+    /// <summary>Creates the interface, binds the socket, starts both reader threads and, when asked, the API socket.</summary>
+    /// <exception cref="IOException">The TUN device cannot be created (the message says why).</exception>
+    /// <exception cref="SocketException">The listen port cannot be bound.</exception>
+    public static WireGuardDevice Create(WireGuardDeviceOptions options, ILoggerFactory? loggerFactory = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        loggerFactory ??= NullLoggerFactory.Instance;
+        time ??= TimeProvider.System;
+        var tun = TunDevice.Create(options.Name);
+        UdpBind? udp = null;
+        WireGuardEngine? engine = null;
+        try
+        {
+            tun.SetMtu(options.Mtu);
+            udp = UdpBind.Open(options.ListenPort, options.FirewallMark);
+            var transport = new DeviceTransport(tun, udp);
+            engine = new WireGuardEngine(transport, time, loggerFactory.CreateLogger<WireGuardEngine>())
+            {
+                Mtu = options.Mtu,
+                ListenPort = (ushort)udp.Port,
+                FirewallMark = options.FirewallMark,
+            };
+            var device = new WireGuardDevice(tun, udp, engine, loggerFactory.CreateLogger<WireGuardDevice>(), time, options.Mtu);
+            var e = engine;
+            tun.StartReader(e.HandleTunPacket, device.OnTunError);
+            udp.StartReceiving(e.HandleDatagram, device.OnUdpHandlerError);
+            if (options.BringUp)
+            {
+                tun.SetUp(true);
+            }
+
+            if (options.UapiSocketDirectory is not null)
+            {
+                device._uapi = UapiServer.Start(tun.Name, device.UapiDevice, loggerFactory.CreateLogger<UapiServer>(), options.UapiSocketDirectory);
+                device._uapi.SocketRemoved.ContinueWith(
+                    t => device.OnSocketRemoved(t.IsCompletedSuccessfully),
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+
+            LogCreated(device._logger, tun.Name, udp.Port, options.Mtu, udp.IsDualStack);
+            return device;
+        }
+        catch
+        {
+            engine?.Dispose();
+            udp?.Dispose();
+            tun.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Moves the UDP socket to <paramref name="port"/> (0: a free port), as <c>wg set listen-port</c> does.</summary>
+    /// <exception cref="SocketException">The port is taken; the old one stays bound.</exception>
+    public void SetListenPort(int port)
+    {
+        lock (_configGate)
+        {
+            _udp.Rebind(port);
+            Engine.ListenPort = (ushort)_udp.Port;
+        }
+    }
+
+    /// <summary>Sets the firewall mark of the device's UDP packets (0 removes it).</summary>
+    public void SetFirewallMark(uint mark)
+    {
+        lock (_configGate)
+        {
+            if (mark == Engine.FirewallMark)
+            {
+                return;
+            }
+
+            _udp.SetFirewallMark(mark);
+            Engine.FirewallMark = mark;
+        }
+    }
+
+    /// <summary>Sets the interface MTU (and the engine's padding limit).</summary>
+    public void SetMtu(int mtu)
+    {
+        _tun.SetMtu(mtu);
+        Mtu = mtu;
+        Engine.Mtu = mtu;
+    }
+
+    /// <summary>Brings the interface up or down.</summary>
+    public void SetUp(bool up) => _tun.SetUp(up);
+
+    /// <summary>Stops the API socket, both readers and the engine, and deletes the interface.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _housekeeping.DisposeAsync();
+        if (_uapi is not null)
+        {
+            await _uapi.DisposeAsync();
+        }
+
+        _udp.Dispose();
+        _tun.Dispose();
+        Engine.Dispose();
+        Close("disposed");
+    }
+
+    private void Close(string reason)
+    {
+        lock (_configGate)
+        {
+            CloseReason ??= reason;
+        }
+
+        _closed.TrySetResult();
+    }
+
+    private void OnSocketRemoved(bool removed)
+    {
+        if (removed)
+        {
+            LogTunGone(_logger, Name, "its API socket file was removed");
+            Close("the API socket file was removed");
+        }
+    }
+
+    private void Housekeep()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            // wireguard-go follows MTU changes made with `ip link set mtu`; so do we.
+            var mtu = _tun.Mtu;
+            if (mtu != Mtu)
+            {
+                Mtu = mtu;
+                Engine.Mtu = mtu;
+            }
+        }
+        catch (IOException)
+        {
+            // the interface is gone: the TUN reader reports it
+        }
+    }
+
+    private void OnTunError(Exception error)
+    {
+        if (error is IOException)
+        {
+            LogTunGone(_logger, Name, error.Message);
+            Close($"the TUN device failed: {error.Message}");
+        }
+        else
+        {
+            LogHandlerError(_logger, "TUN", error);
+        }
+    }
+
+    private void OnUdpHandlerError(Exception error) => LogHandlerError(_logger, "UDP", error);
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "WireGuard device {Name} up: UDP port {Port}, MTU {Mtu}, dual-stack {DualStack}")]
+    private static partial void LogCreated(ILogger logger, string name, int port, int mtu, bool dualStack);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "WireGuard device {Name} stopped: {Reason}")]
+    private static partial void LogTunGone(ILogger logger, string name, string reason);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "The engine threw on the {Path} path (the packet was dropped)")]
+    private static partial void LogHandlerError(ILogger logger, string path, Exception error);
+
+    private sealed class DeviceTransport(TunDevice tun, UdpBind udp) : IWireGuardTransport
+    {
+        public void SendDatagram(ReadOnlySpan<byte> datagram, IPEndPoint destination) => udp.Send(datagram, destination);
+
+        public void WriteToTun(ReadOnlySpan<byte> ipPacket) => tun.Write(ipPacket);
+    }
+}

@@ -1,0 +1,1003 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using CloudVpn.WireGuard.Keys;
+using Microsoft.Extensions.Logging;
+
+namespace CloudVpn.WireGuard.Protocol;
+
+/// <summary>
+/// The WireGuard protocol engine: Noise IKpsk2 handshakes, transport encryption, timers, cookies and cryptokey
+/// routing for one interface. It owns no socket and no TUN device: the caller feeds it packets and it answers through
+/// an <see cref="IWireGuardTransport"/>. Thread-safe: TUN readers, UDP readers, the configuration API and the timers
+/// call it concurrently; no engine-wide lock is held across cryptography, and the data path allocates nothing per
+/// packet (pooled buffers, NSec span overloads).
+/// </summary>
+public sealed partial class WireGuardEngine : IDisposable
+{
+    private readonly IWireGuardTransport _transport;
+    private readonly ILogger<WireGuardEngine> _logger;
+    private readonly long _startTimestamp;
+    private readonly Lock _configLock = new();
+    private readonly ConcurrentDictionary<WireGuardPublicKey, WireGuardPeer> _peers = new();
+    private readonly ConcurrentDictionary<uint, object> _indices = new();
+    private readonly AllowedIpsTable<WireGuardPeer> _allowedIps = new();
+    private readonly HandshakeRateLimiter _rateLimiter = new();
+    private readonly Lock _loadLock = new();
+    private StaticIdentity? _identity;
+    private long _loadWindowStart;
+    private int _loadWindowCount;
+    private long _underLoadUntil;
+    private long _peerSequence;
+    private volatile bool _disposed;
+
+    /// <summary>Creates an engine that sends through <paramref name="transport"/> and keeps time with <paramref name="time"/>.</summary>
+    public WireGuardEngine(IWireGuardTransport transport, TimeProvider time, ILogger<WireGuardEngine> logger)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(logger);
+        _transport = transport;
+        Time = time;
+        _logger = logger;
+        _startTimestamp = time.GetTimestamp();
+    }
+
+    /// <summary>Counters: drops by reason, handshakes by outcome.</summary>
+    public WireGuardEngineCounters Counters { get; } = new();
+
+    /// <summary>
+    /// The interface's private key (the engine keeps its own copy; the getter returns a new copy the caller disposes).
+    /// Setting it re-derives the public key, removes a peer whose key equals the new public key, recomputes the
+    /// per-peer static secrets and stops the current sessions so that new handshakes follow, as wg does.
+    /// </summary>
+    public WireGuardSecretKey? PrivateKey
+    {
+        get
+        {
+            var identity = Volatile.Read(ref _identity);
+            return identity is null ? null : new WireGuardSecretKey(identity.PrivateKey);
+        }
+
+        set
+        {
+            lock (_configLock)
+            {
+                var old = _identity;
+                if (old is not null && value is not null && CryptographicOperations.FixedTimeEquals(old.PrivateKey, value.Bytes))
+                {
+                    return;
+                }
+
+                var identity = value is null || value.IsZero ? null : new StaticIdentity(value.Bytes);
+                if (identity is not null)
+                {
+                    var own = new WireGuardPublicKey(identity.PublicKey);
+                    if (_peers.ContainsKey(own))
+                    {
+                        RemovePeerLocked(own);
+                    }
+                }
+
+                Volatile.Write(ref _identity, identity);
+                PublicKey = identity is null ? default : new WireGuardPublicKey(identity.PublicKey);
+                foreach (var peer in _peers.Values)
+                {
+                    lock (peer.HandshakeLock)
+                    {
+                        ReleaseHandshakeIndex(peer);
+                        peer.Handshake.Clear();
+                        peer.Handshake.SetIdentity(identity);
+                    }
+
+                    peer.ExpireCurrentKeypairs();
+                }
+
+                old?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The interface's public key, derived from <see cref="PrivateKey"/>; <c>default</c> when none is set.</summary>
+    public WireGuardPublicKey PublicKey { get; private set; }
+
+    /// <summary>The UDP listen port (informational: the device binds the socket).</summary>
+    public ushort ListenPort { get; set; }
+
+    /// <summary>The firewall mark of outgoing datagrams (informational: the device sets it on the socket).</summary>
+    public uint FirewallMark { get; set; }
+
+    /// <summary>MTU of the tunnel interface: padding never takes a packet past it (default 1420).</summary>
+    public int Mtu { get; set; } = 1420;
+
+    /// <summary>
+    /// Handshake messages per second above which the engine counts as under load and answers handshakes that lack a
+    /// valid mac2 with a cookie reply (and applies the per-source rate limit). Default 1000; 0 = always under load.
+    /// </summary>
+    public int HandshakeLoadThreshold { get; set; } = 1000;
+
+    internal TimeProvider Time { get; }
+
+    /// <summary>The peer with <paramref name="publicKey"/>, for tests and diagnostics.</summary>
+    internal WireGuardPeer? FindPeer(WireGuardPublicKey publicKey) => _peers.GetValueOrDefault(publicKey);
+
+    /// <summary>Monotonic engine time in ticks (offset by a day so that 0 can mean "never").</summary>
+    internal long NowTicks => Time.GetElapsedTime(_startTimestamp).Ticks + TimeSpan.TicksPerDay;
+
+    // ================================================================================================ configuration
+
+    /// <summary>Adds or updates the peer named by <see cref="WireGuardPeerConfig.PublicKey"/>.</summary>
+    /// <exception cref="ArgumentException">The public key is empty or is the interface's own.</exception>
+    public void SetPeer(WireGuardPeerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.PublicKey.IsEmpty)
+        {
+            throw new ArgumentException("WireGuardPeerConfig.PublicKey is empty.", nameof(config));
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_configLock)
+        {
+            if (_identity is not null && config.PublicKey == PublicKey)
+            {
+                // wg silently ignores a peer with the interface's own key.
+                return;
+            }
+
+            if (!_peers.TryGetValue(config.PublicKey, out var peer))
+            {
+                if (config.UpdateOnly)
+                {
+                    return;
+                }
+
+                peer = new WireGuardPeer(this, config.PublicKey) { Sequence = ++_peerSequence };
+                lock (peer.HandshakeLock)
+                {
+                    peer.Handshake.SetIdentity(_identity);
+                }
+
+                _peers[config.PublicKey] = peer;
+            }
+
+            if (config.PresharedKey is { } psk)
+            {
+                lock (peer.HandshakeLock)
+                {
+                    psk.Bytes.CopyTo(peer.Handshake.PresharedKey);
+                }
+            }
+
+            if (config.Endpoint is { } endpoint)
+            {
+                peer.SetEndpoint(endpoint);
+            }
+
+            if (config.ReplaceAllowedIps)
+            {
+                _allowedIps.RemovePeer(peer);
+            }
+
+            foreach (var network in config.AllowedIps ?? [])
+            {
+                _allowedIps.Insert(network, peer);
+            }
+
+            if (config.PersistentKeepalive is { } keepalive && keepalive != peer.PersistentKeepalive)
+            {
+                peer.PersistentKeepalive = keepalive;
+                peer.TimerPersistentKeepaliveChanged(NowTicks);
+            }
+        }
+    }
+
+    /// <summary>Removes a peer, its sessions and its allowed IPs; false when it was not there.</summary>
+    public bool RemovePeer(WireGuardPublicKey publicKey)
+    {
+        lock (_configLock)
+        {
+            return RemovePeerLocked(publicKey);
+        }
+    }
+
+    /// <summary>Removes every peer (<c>replace_peers=true</c>).</summary>
+    public void RemoveAllPeers()
+    {
+        lock (_configLock)
+        {
+            foreach (var key in _peers.Keys)
+            {
+                RemovePeerLocked(key);
+            }
+        }
+    }
+
+    /// <summary>A snapshot of every peer.</summary>
+    public IReadOnlyList<WireGuardPeerSnapshot> GetPeers()
+    {
+        var result = new List<WireGuardPeerSnapshot>();
+        foreach (var peer in _peers.Values.OrderBy(p => p.Sequence))
+        {
+            WireGuardSecretKey? psk;
+            lock (peer.HandshakeLock)
+            {
+                psk = peer.Handshake.PresharedKey.AsSpan().ContainsAnyExcept((byte)0) ? new WireGuardSecretKey(peer.Handshake.PresharedKey) : null;
+            }
+
+            result.Add(new WireGuardPeerSnapshot(peer.PublicKey, psk, peer.Endpoint, _allowedIps.PrefixesOf(peer), peer.LastHandshake,
+                peer.RxBytes, peer.TxBytes, peer.PersistentKeepalive));
+        }
+
+        return result;
+    }
+
+    private bool RemovePeerLocked(WireGuardPublicKey publicKey)
+    {
+        if (!_peers.TryRemove(publicKey, out var peer))
+        {
+            return false;
+        }
+
+        peer.IsRemoved = true;
+        _allowedIps.RemovePeer(peer);
+        peer.StopTimers();
+        lock (peer.HandshakeLock)
+        {
+            ReleaseHandshakeIndex(peer);
+        }
+
+        peer.Dispose();
+        return true;
+    }
+
+    // ================================================================================================ TUN -> UDP
+
+    /// <summary>
+    /// Handles one IP packet read from the TUN device: routes it by destination (longest-prefix match over the
+    /// peers' allowed IPs), encrypts and sends it, or queues it and starts a handshake. Never throws for bad input.
+    /// </summary>
+    public void HandleTunPacket(ReadOnlySpan<byte> ipPacket)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!InnerPacket.TryGetDestination(ipPacket, out var destination))
+            {
+                Counters.Drop(WireGuardDropReason.InvalidTunPacket);
+                return;
+            }
+
+            var peer = _allowedIps.Lookup(destination);
+            if (peer is null)
+            {
+                Counters.Drop(WireGuardDropReason.NoRoute);
+                return;
+            }
+
+            SendData(peer, ipPacket);
+        }
+#pragma warning disable CA1031 // The data path must survive a failing transport; the error is counted and logged.
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            Counters.Drop(WireGuardDropReason.InternalError);
+            LogInternalError(e);
+        }
+    }
+
+    private void SendData(WireGuardPeer peer, ReadOnlySpan<byte> packet)
+    {
+        if (peer.HasStagedPackets)
+        {
+            peer.Stage(packet);
+            SendStaged(peer);
+            return;
+        }
+
+        if (TrySendWithCurrent(peer, packet))
+        {
+            return;
+        }
+
+        peer.Stage(packet);
+        SendHandshakeInitiation(peer, isRetry: false);
+    }
+
+    private bool TrySendWithCurrent(WireGuardPeer peer, ReadOnlySpan<byte> packet)
+    {
+        var keypair = peer.Current;
+        var now = NowTicks;
+        if (keypair is null || keypair.SendExhausted || now - keypair.CreatedTicks >= WireGuardTimers.RejectAfterTime.Ticks || !keypair.TryAcquire())
+        {
+            return false;
+        }
+
+        try
+        {
+            var counter = keypair.NextSendCounter();
+            if (counter >= WireGuardTimers.RejectAfterMessages)
+            {
+                return false;
+            }
+
+            SendTransport(peer, keypair, counter, packet, now);
+
+            // keep the key fresh: the initiator rekeys after Rekey-After-Time; either side after Rekey-After-Messages
+            if (counter > WireGuardTimers.RekeyAfterMessages ||
+                (keypair.IsInitiator && now - keypair.CreatedTicks > WireGuardTimers.RekeyAfterTime.Ticks))
+            {
+                SendHandshakeInitiation(peer, isRetry: false);
+            }
+
+            return true;
+        }
+        finally
+        {
+            keypair.Release();
+        }
+    }
+
+    private void SendStaged(WireGuardPeer peer)
+    {
+        if (!peer.FlushStaged(this))
+        {
+            // no usable session: the packets stay queued (in order) and we ask for one
+            SendHandshakeInitiation(peer, isRetry: false);
+        }
+    }
+
+    internal bool TrySendStaged(WireGuardPeer peer, ReadOnlySpan<byte> packet) => TrySendWithCurrent(peer, packet);
+
+    private void SendTransport(WireGuardPeer peer, Keypair keypair, ulong counter, ReadOnlySpan<byte> packet, long now)
+    {
+        var endpoint = peer.Endpoint;
+        if (endpoint is null)
+        {
+            Counters.Drop(WireGuardDropReason.NoEndpoint);
+            return;
+        }
+
+        var padded = packet.IsEmpty ? 0 : MessageFormat.PaddedLength(packet.Length, Mtu);
+        var total = MessageFormat.TransportOverhead + padded;
+        var buffer = ArrayPool<byte>.Shared.Rent(total);
+        try
+        {
+            var message = buffer.AsSpan(0, total);
+            MessageFormat.WriteType(message, MessageFormat.Transport);
+            BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.TransportReceiver..], keypair.RemoteIndex);
+            BinaryPrimitives.WriteUInt64LittleEndian(message[MessageFormat.TransportCounter..], counter);
+            var body = message.Slice(MessageFormat.TransportHeaderLength, padded);
+            packet.CopyTo(body);
+            body[packet.Length..].Clear();
+            Aead.Seal(keypair.SendKey, counter, body, [], message[MessageFormat.TransportHeaderLength..]);
+            _transport.SendDatagram(message, endpoint);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        peer.AddTx(total);
+        peer.TimerAnyAuthenticatedPacketTraversal(now);
+        peer.TimerAnyAuthenticatedPacketSent();
+        if (!packet.IsEmpty)
+        {
+            peer.TimerDataSent(now);
+        }
+    }
+
+    private void SendKeepalive(WireGuardPeer peer)
+    {
+        if (peer.HasStagedPackets)
+        {
+            SendStaged(peer);
+            return;
+        }
+
+        if (TrySendWithCurrent(peer, []))
+        {
+            Counters.KeepaliveSent();
+        }
+        else
+        {
+            // no session yet (e.g. persistent keepalive just turned on): a handshake first; its confirmation is the keepalive
+            SendHandshakeInitiation(peer, isRetry: false);
+        }
+    }
+
+    // ================================================================================================ handshakes out
+
+    private void SendHandshakeInitiation(WireGuardPeer peer, bool isRetry)
+    {
+        var identity = Volatile.Read(ref _identity);
+        if (identity is null || peer.IsRemoved)
+        {
+            return;
+        }
+
+        var now = NowTicks;
+        Span<byte> message = stackalloc byte[MessageFormat.InitiationLength];
+        lock (peer.HandshakeLock)
+        {
+            if (!isRetry)
+            {
+                if (peer.Handshake.LastSentInitiation != long.MinValue && now - peer.Handshake.LastSentInitiation < WireGuardTimers.RekeyTimeout.Ticks)
+                {
+                    return;
+                }
+
+                Volatile.Write(ref peer.HandshakeAttempts, 0);
+            }
+
+            peer.Handshake.LastSentInitiation = now;
+            ReleaseHandshakeIndex(peer);
+            var index = AllocateIndex(peer);
+            if (!peer.Handshake.CreateInitiation(message, identity, index, Time.GetUtcNow()))
+            {
+                _indices.TryRemove(new KeyValuePair<uint, object>(index, peer));
+                LogHandshakeCreationFailed(peer.PublicKey);
+                return;
+            }
+
+            peer.Cookies.AddMacs(message, now);
+        }
+
+        var endpoint = peer.Endpoint;
+        if (endpoint is null)
+        {
+            Counters.Drop(WireGuardDropReason.NoEndpoint);
+        }
+        else
+        {
+            _transport.SendDatagram(message, endpoint);
+            peer.AddTx(message.Length);
+            Counters.InitiationSent();
+        }
+
+        peer.TimerAnyAuthenticatedPacketTraversal(now);
+        peer.TimerAnyAuthenticatedPacketSent();
+        peer.TimerHandshakeInitiated(now);
+    }
+
+    internal void OnRetransmitHandshake(WireGuardPeer peer)
+    {
+        if (_disposed || peer.IsRemoved)
+        {
+            return;
+        }
+
+        try
+        {
+            if (Interlocked.Increment(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
+            {
+                LogHandshakeGaveUp(peer.PublicKey, WireGuardTimers.MaxHandshakeAttempts + 2);
+                Counters.HandshakeGaveUp();
+                peer.DropStaged();
+                peer.TimerGaveUp(NowTicks);
+                return;
+            }
+
+            LogHandshakeRetry(peer.PublicKey, Volatile.Read(ref peer.HandshakeAttempts));
+            SendHandshakeInitiation(peer, isRetry: true);
+        }
+#pragma warning disable CA1031 // a timer callback must not crash the process
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            LogInternalError(e);
+        }
+    }
+
+    internal void OnNewHandshake(WireGuardPeer peer) => RunTimerAction(peer, static (engine, p) => engine.SendHandshakeInitiation(p, isRetry: false));
+
+    internal void OnKeepalive(WireGuardPeer peer) => RunTimerAction(peer, static (engine, p) => engine.SendKeepalive(p));
+
+    internal void OnZeroKeyMaterial(WireGuardPeer peer) => RunTimerAction(peer, static (engine, p) =>
+    {
+        p.ClearKeypairs();
+        lock (p.HandshakeLock)
+        {
+            engine.ReleaseHandshakeIndex(p);
+            p.Handshake.Clear();
+        }
+    });
+
+    private void RunTimerAction(WireGuardPeer peer, Action<WireGuardEngine, WireGuardPeer> action)
+    {
+        if (_disposed || peer.IsRemoved)
+        {
+            return;
+        }
+
+        try
+        {
+            action(this, peer);
+        }
+#pragma warning disable CA1031 // a timer callback must not crash the process
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            LogInternalError(e);
+        }
+    }
+
+    // ================================================================================================ UDP in
+
+    /// <summary>
+    /// Handles one UDP datagram from <paramref name="source"/>. Never throws: a malformed, unauthenticated, replayed
+    /// or unroutable datagram is dropped and counted in <see cref="Counters"/>.
+    /// </summary>
+    public void HandleDatagram(ReadOnlySpan<byte> datagram, IPEndPoint source)
+    {
+        if (_disposed || source is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (datagram.Length < 4)
+            {
+                Counters.Drop(WireGuardDropReason.InvalidLength);
+                return;
+            }
+
+            if (datagram[1] != 0 || datagram[2] != 0 || datagram[3] != 0)
+            {
+                Counters.Drop(WireGuardDropReason.UnknownType);
+                return;
+            }
+
+            switch (datagram[0])
+            {
+                case MessageFormat.Transport when datagram.Length >= MessageFormat.TransportOverhead:
+                    HandleTransport(datagram, source);
+                    break;
+                case MessageFormat.Initiation when datagram.Length == MessageFormat.InitiationLength:
+                    HandleInitiation(datagram, source);
+                    break;
+                case MessageFormat.Response when datagram.Length == MessageFormat.ResponseLength:
+                    HandleResponse(datagram, source);
+                    break;
+                case MessageFormat.CookieReply when datagram.Length == MessageFormat.CookieReplyLength:
+                    HandleCookieReply(datagram);
+                    break;
+                case MessageFormat.Transport or MessageFormat.Initiation or MessageFormat.Response or MessageFormat.CookieReply:
+                    Counters.Drop(WireGuardDropReason.InvalidLength);
+                    break;
+                default:
+                    Counters.Drop(WireGuardDropReason.UnknownType);
+                    break;
+            }
+        }
+#pragma warning disable CA1031 // the receive path never throws: the contract of HandleDatagram
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            Counters.Drop(WireGuardDropReason.InternalError);
+            LogInternalError(e);
+        }
+    }
+
+    private bool PassesHandshakeGate(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, uint senderIndex, long now)
+    {
+        if (!identity.Cookies.CheckMac1(message))
+        {
+            Counters.Drop(WireGuardDropReason.InvalidMac1);
+            return false;
+        }
+
+        if (!IsUnderLoad(now))
+        {
+            return true;
+        }
+
+        if (!identity.Cookies.CheckMac2(message, source, now))
+        {
+            Span<byte> reply = stackalloc byte[MessageFormat.CookieReplyLength];
+            identity.Cookies.WriteReply(reply, message, senderIndex, source, now);
+            _transport.SendDatagram(reply, source);
+            Counters.CookieReplySent();
+            Counters.Drop(WireGuardDropReason.CookieRequired);
+            return false;
+        }
+
+        if (!_rateLimiter.Allow(source.Address, now))
+        {
+            Counters.Drop(WireGuardDropReason.RateLimited);
+            return false;
+        }
+
+        return true;
+    }
+
+    private bool IsUnderLoad(long now)
+    {
+        var threshold = HandshakeLoadThreshold;
+        if (threshold <= 0)
+        {
+            return true;
+        }
+
+        lock (_loadLock)
+        {
+            if (now - _loadWindowStart >= TimeSpan.TicksPerSecond)
+            {
+                _loadWindowStart = now;
+                _loadWindowCount = 0;
+            }
+
+            if (++_loadWindowCount > threshold)
+            {
+                _underLoadUntil = now + TimeSpan.TicksPerSecond;
+            }
+
+            return now < _underLoadUntil;
+        }
+    }
+
+    private void HandleInitiation(ReadOnlySpan<byte> message, IPEndPoint source)
+    {
+        var identity = Volatile.Read(ref _identity);
+        if (identity is null)
+        {
+            Counters.Drop(WireGuardDropReason.NoPrivateKey);
+            return;
+        }
+
+        var now = NowTicks;
+        var sender = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.InitiationSender..]);
+        if (!PassesHandshakeGate(message, source, identity, sender, now))
+        {
+            return;
+        }
+
+        Span<byte> scratch = stackalloc byte[4 * 32];
+        var begun = new ConsumedInitiation
+        {
+            Hash = scratch[..32],
+            ChainKey = scratch[32..64],
+            RemoteStatic = scratch[64..96],
+            RemoteEphemeral = scratch[96..],
+        };
+
+        try
+        {
+            if (!NoiseHandshake.BeginConsumeInitiation(message, identity, ref begun) ||
+                !_peers.TryGetValue(new WireGuardPublicKey(begun.RemoteStatic), out var peer))
+            {
+                Counters.Drop(WireGuardDropReason.HandshakeFailed);
+                return;
+            }
+
+            Span<byte> response = stackalloc byte[MessageFormat.ResponseLength];
+            Span<byte> keys = stackalloc byte[64];
+            Keypair keypair;
+            try
+            {
+                lock (peer.HandshakeLock)
+                {
+                    if (peer.IsRemoved)
+                    {
+                        Counters.Drop(WireGuardDropReason.HandshakeFailed);
+                        return;
+                    }
+
+                    // our own pending initiation (if any) is superseded by the peer's
+                    var pendingIndex = peer.Handshake.State == HandshakeState.InitiationCreated ? peer.Handshake.LocalIndex : (uint?)null;
+                    switch (peer.Handshake.FinishConsumeInitiation(message, ref begun, now, WireGuardTimers.HandshakeInitiationRate.Ticks))
+                    {
+                        case ConsumeResult.Failed:
+                            Counters.Drop(WireGuardDropReason.HandshakeFailed);
+                            return;
+                        case ConsumeResult.Replayed:
+                            Counters.Drop(WireGuardDropReason.HandshakeReplayed);
+                            return;
+                    }
+
+                    Counters.InitiationReceived();
+                    if (pendingIndex is { } pending)
+                    {
+                        _indices.TryRemove(new KeyValuePair<uint, object>(pending, peer));
+                    }
+                    var index = AllocateIndex(peer);
+                    if (!peer.Handshake.CreateResponse(response, index))
+                    {
+                        _indices.TryRemove(new KeyValuePair<uint, object>(index, peer));
+                        peer.Handshake.Clear();
+                        Counters.Drop(WireGuardDropReason.HandshakeFailed);
+                        return;
+                    }
+
+                    var remoteIndex = peer.Handshake.RemoteIndex;
+                    peer.Handshake.DeriveTransportKeys(initiator: false, keys[..32], keys[32..]);
+                    keypair = new Keypair(peer, keys[..32], keys[32..], initiator: false, index, remoteIndex, now);
+                    _indices[index] = keypair;
+                    peer.Cookies.AddMacs(response, now);
+                }
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(keys);
+            }
+
+            peer.AddRx(message.Length);
+            peer.SetEndpoint(source);
+            peer.TimerAnyAuthenticatedPacketTraversal(now);
+            peer.TimerAnyAuthenticatedPacketReceived();
+            peer.BeginSession(keypair);
+            Counters.HandshakeCompleted();
+            LogSessionDerived(peer.PublicKey, "responder");
+
+            _transport.SendDatagram(response, peer.Endpoint ?? source);
+            peer.AddTx(response.Length);
+            Counters.ResponseSent();
+            peer.TimerSessionDerived(now);
+            peer.TimerAnyAuthenticatedPacketTraversal(now);
+            peer.TimerAnyAuthenticatedPacketSent();
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(scratch);
+        }
+    }
+
+    private void HandleResponse(ReadOnlySpan<byte> message, IPEndPoint source)
+    {
+        var identity = Volatile.Read(ref _identity);
+        if (identity is null)
+        {
+            Counters.Drop(WireGuardDropReason.NoPrivateKey);
+            return;
+        }
+
+        var now = NowTicks;
+        var sender = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.ResponseSender..]);
+        if (!PassesHandshakeGate(message, source, identity, sender, now))
+        {
+            return;
+        }
+
+        var receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.ResponseReceiver..]);
+        if (!_indices.TryGetValue(receiver, out var target) || target is not WireGuardPeer peer)
+        {
+            Counters.Drop(WireGuardDropReason.UnknownReceiverIndex);
+            return;
+        }
+
+        Span<byte> keys = stackalloc byte[64];
+        Keypair keypair;
+        try
+        {
+            lock (peer.HandshakeLock)
+            {
+                if (peer.IsRemoved || peer.Handshake.LocalIndex != receiver || !peer.Handshake.ConsumeResponse(message, identity))
+                {
+                    Counters.Drop(WireGuardDropReason.HandshakeFailed);
+                    return;
+                }
+
+                var remoteIndex = peer.Handshake.RemoteIndex;
+                peer.Handshake.DeriveTransportKeys(initiator: true, keys[..32], keys[32..]);
+                keypair = new Keypair(peer, keys[..32], keys[32..], initiator: true, receiver, remoteIndex, now);
+                _indices[receiver] = keypair;
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(keys);
+        }
+
+        Counters.ResponseReceived();
+        Counters.HandshakeCompleted();
+        peer.AddRx(message.Length);
+        peer.SetEndpoint(source);
+        peer.TimerAnyAuthenticatedPacketTraversal(now);
+        peer.TimerAnyAuthenticatedPacketReceived();
+        peer.MarkHandshakeComplete(Time.GetUtcNow());
+        peer.BeginSession(keypair);
+        peer.TimerSessionDerived(now);
+        LogSessionDerived(peer.PublicKey, "initiator");
+
+        // the initiator confirms the session at once: queued packets, or else a keepalive
+        if (peer.HasStagedPackets)
+        {
+            SendStaged(peer);
+        }
+        else if (TrySendWithCurrent(peer, []))
+        {
+            Counters.KeepaliveSent();
+        }
+    }
+
+    private void HandleCookieReply(ReadOnlySpan<byte> message)
+    {
+        var receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.CookieReceiver..]);
+        if (!_indices.TryGetValue(receiver, out var target))
+        {
+            Counters.Drop(WireGuardDropReason.UnknownReceiverIndex);
+            return;
+        }
+
+        var peer = target as WireGuardPeer ?? ((Keypair)target).Peer;
+        if (!peer.Cookies.ConsumeReply(message, NowTicks))
+        {
+            Counters.Drop(WireGuardDropReason.InvalidCookieReply);
+            return;
+        }
+
+        Counters.CookieReplyReceived();
+    }
+
+    private void HandleTransport(ReadOnlySpan<byte> message, IPEndPoint source)
+    {
+        var receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.TransportReceiver..]);
+        if (!_indices.TryGetValue(receiver, out var target) || target is not Keypair keypair || !keypair.TryAcquire())
+        {
+            Counters.Drop(WireGuardDropReason.UnknownReceiverIndex);
+            return;
+        }
+
+        byte[]? buffer = null;
+        try
+        {
+            var now = NowTicks;
+            var counter = BinaryPrimitives.ReadUInt64LittleEndian(message[MessageFormat.TransportCounter..]);
+            if (now - keypair.CreatedTicks >= WireGuardTimers.RejectAfterTime.Ticks)
+            {
+                Counters.Drop(WireGuardDropReason.KeypairExpired);
+                return;
+            }
+
+            if (!keypair.MayAccept(counter))
+            {
+                Counters.Drop(WireGuardDropReason.ReplayedCounter);
+                return;
+            }
+
+            var ciphertext = message[MessageFormat.TransportHeaderLength..];
+            var length = ciphertext.Length - Aead.TagLength;
+            buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+            var plaintext = buffer.AsSpan(0, length);
+            if (!Aead.Open(keypair.ReceiveKey, counter, ciphertext, [], plaintext))
+            {
+                Counters.Drop(WireGuardDropReason.DecryptFailed);
+                return;
+            }
+
+            if (!keypair.TryAcceptCounter(counter))
+            {
+                Counters.Drop(WireGuardDropReason.ReplayedCounter);
+                return;
+            }
+
+            var peer = keypair.Peer;
+            peer.SetEndpoint(source);
+            peer.AddRx(message.Length);
+            if (peer.ReceivedWithKeypair(keypair))
+            {
+                peer.MarkHandshakeComplete(Time.GetUtcNow());
+                SendStaged(peer);
+            }
+
+            // the initiator rekeys before its keypair gets too old to receive with
+            var current = peer.Current;
+            if (current is not null && current.IsInitiator && !peer.SentLastMinuteHandshake &&
+                now - current.CreatedTicks > WireGuardTimers.RekeyOnReceiveAge.Ticks)
+            {
+                peer.SentLastMinuteHandshake = true;
+                SendHandshakeInitiation(peer, isRetry: false);
+            }
+
+            peer.TimerAnyAuthenticatedPacketTraversal(now);
+            peer.TimerAnyAuthenticatedPacketReceived();
+            if (length == 0)
+            {
+                return; // keepalive
+            }
+
+            if (!InnerPacket.TryGetSourceAndLength(plaintext, out var innerSource, out var innerLength))
+            {
+                Counters.Drop(WireGuardDropReason.InvalidInnerPacket);
+                return;
+            }
+
+            if (!ReferenceEquals(_allowedIps.Lookup(innerSource), peer))
+            {
+                Counters.Drop(WireGuardDropReason.SourceNotAllowed);
+                return;
+            }
+
+            _transport.WriteToTun(plaintext[..innerLength]);
+            peer.TimerDataReceived(now);
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            keypair.Release();
+        }
+    }
+
+    // ================================================================================================ indices
+
+    private uint AllocateIndex(object target)
+    {
+        Span<byte> random = stackalloc byte[4];
+        while (true)
+        {
+            RandomNumberGenerator.Fill(random);
+            var index = BinaryPrimitives.ReadUInt32LittleEndian(random);
+            if (_indices.TryAdd(index, target))
+            {
+                return index;
+            }
+        }
+    }
+
+    /// <summary>Frees the index of a pending initiation of <paramref name="peer"/> (caller holds the handshake lock).</summary>
+    private void ReleaseHandshakeIndex(WireGuardPeer peer)
+    {
+        if (peer.Handshake.State == HandshakeState.InitiationCreated)
+        {
+            _indices.TryRemove(new KeyValuePair<uint, object>(peer.Handshake.LocalIndex, peer));
+        }
+    }
+
+    internal void DeleteKeypair(Keypair? keypair)
+    {
+        if (keypair is null)
+        {
+            return;
+        }
+
+        _indices.TryRemove(new KeyValuePair<uint, object>(keypair.LocalIndex, keypair));
+        keypair.Retire();
+    }
+
+    /// <summary>Stops the timers and erases all key material.</summary>
+    public void Dispose()
+    {
+        lock (_configLock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            foreach (var key in _peers.Keys)
+            {
+                RemovePeerLocked(key);
+            }
+
+            _identity?.Dispose();
+            _identity = null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "WireGuard engine: unexpected error while handling a packet (dropped)")]
+    private partial void LogInternalError(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no handshake after {Attempts} attempts, giving up")]
+    private partial void LogHandshakeGaveUp(WireGuardPublicKey peer, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: new session as {Role}")]
+    private partial void LogSessionDerived(WireGuardPublicKey peer, string role);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no response, handshake retry {Attempt}")]
+    private partial void LogHandshakeRetry(WireGuardPublicKey peer, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: cannot create a handshake initiation (invalid static key)")]
+    private partial void LogHandshakeCreationFailed(WireGuardPublicKey peer);
+}

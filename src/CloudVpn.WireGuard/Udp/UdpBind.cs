@@ -1,0 +1,289 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace CloudVpn.WireGuard.Udp;
+
+/// <summary>Receives one UDP datagram; the span is only valid during the call.</summary>
+/// <param name="datagram">The payload.</param>
+/// <param name="source">Where it came from (a cached object: do not mutate it).</param>
+public delegate void UdpDatagramHandler(ReadOnlySpan<byte> datagram, IPEndPoint source);
+
+/// <summary>
+/// The device's UDP socket: one dual-stack IPv6 socket (IPv4 peers as mapped addresses) where the host has IPv6,
+/// otherwise an IPv4 socket; large kernel buffers; a receive thread that reads into a pinned buffer with the
+/// allocation-free <see cref="Socket.ReceiveFrom(Span{byte}, SocketFlags, SocketAddress)"/>; sends that reuse a cached
+/// serialized address per endpoint. <see cref="Rebind"/> moves to another port (as <c>wg set listen-port</c> does).
+/// </summary>
+public sealed class UdpBind : IDisposable
+{
+    /// <summary>Kernel socket buffer size asked for (the kernel caps it at net.core.[rw]mem_max unless forced).</summary>
+    public const int SocketBufferSize = 7 << 20;
+
+    private const int MaxDatagram = 65535;
+
+    private readonly Lock _gate = new();
+    private readonly byte[] _receiveBuffer = GC.AllocateArray<byte>(MaxDatagram, pinned: true);
+    private Socket _socket;
+    private UdpEndpointCache _cache;
+    private Thread? _receiver;
+    private UdpDatagramHandler? _handler;
+    private Action<Exception>? _onError;
+    private bool _disposed;
+    private long _sendErrors;
+    private uint _firewallMark;
+
+    private UdpBind(Socket socket)
+    {
+        _socket = socket;
+        _cache = new UdpEndpointCache(socket.AddressFamily);
+    }
+
+    /// <summary>The UDP port bound.</summary>
+    public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
+
+    /// <summary>True when the socket is dual-stack IPv6 (reaches IPv4 and IPv6 peers).</summary>
+    public bool IsDualStack => _socket.AddressFamily == AddressFamily.InterNetworkV6;
+
+    /// <summary>Datagrams the kernel refused to send (unreachable, no route, buffer full).</summary>
+    public long SendErrors => Interlocked.Read(ref _sendErrors);
+
+    /// <summary>Binds <paramref name="port"/> (0: a free port) on every address.</summary>
+    /// <exception cref="SocketException">The port is taken or the socket cannot be created.</exception>
+    public static UdpBind Open(int port, uint firewallMark = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(port);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        var bind = new UdpBind(CreateSocket(port, firewallMark)) { _firewallMark = firewallMark };
+        return bind;
+    }
+
+    /// <summary>Starts the receive thread; each datagram goes to <paramref name="handler"/>, errors of the handler to <paramref name="onError"/>.</summary>
+    public void StartReceiving(UdpDatagramHandler handler, Action<Exception>? onError = null)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_handler is not null)
+            {
+                throw new InvalidOperationException("The UDP receiver is already running.");
+            }
+
+            _handler = handler;
+            _onError = onError;
+            StartThread(_socket, _cache);
+        }
+    }
+
+    /// <summary>Sends one datagram. Thread-safe; failures are counted, not thrown (UDP is lossy anyway).</summary>
+    /// <returns>True when the kernel took it.</returns>
+    public bool Send(ReadOnlySpan<byte> datagram, IPEndPoint destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var socket = _socket;
+        var address = _cache.ToSocketAddress(destination);
+        if (address is null)
+        {
+            Interlocked.Increment(ref _sendErrors);
+            return false;
+        }
+
+        try
+        {
+            socket.SendTo(datagram, SocketFlags.None, address);
+            return true;
+        }
+        catch (SocketException)
+        {
+            Interlocked.Increment(ref _sendErrors);
+            return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            // a rebind swapped the socket under us: the datagram is lost, as on a real port change
+            Interlocked.Increment(ref _sendErrors);
+            return false;
+        }
+    }
+
+    /// <summary>Sets the firewall mark (SO_MARK) of the packets sent from now on; 0 removes it.</summary>
+    /// <exception cref="SocketException">The kernel refused (CAP_NET_ADMIN is needed).</exception>
+    public void SetFirewallMark(uint mark)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(mark));
+            _firewallMark = mark;
+        }
+    }
+
+    /// <summary>Moves to another port (0: a free one): binds the new socket first, then retires the old one.</summary>
+    /// <exception cref="SocketException">The new port is taken; the old socket stays in use.</exception>
+    public void Rebind(int port)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var mark = _firewallMark;
+            if (port != 0 && port == Port)
+            {
+                return;
+            }
+
+            var fresh = CreateSocket(port, mark);
+            var old = _socket;
+            _cache = new UdpEndpointCache(fresh.AddressFamily);
+            _socket = fresh;
+            if (_handler is not null)
+            {
+                StartThread(fresh, _cache);
+            }
+
+            old.Dispose();
+        }
+    }
+
+    /// <summary>Closes the socket; the receive thread ends.</summary>
+    public void Dispose()
+    {
+        Thread? receiver;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            receiver = _receiver;
+            _socket.Dispose();
+        }
+
+        if (receiver is not null && receiver != Thread.CurrentThread)
+        {
+            receiver.Join(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    private void StartThread(Socket socket, UdpEndpointCache cache)
+    {
+        _receiver = new Thread(() => ReceiveLoop(socket, cache))
+        {
+            IsBackground = true,
+            Name = $"udp-recv {((IPEndPoint)socket.LocalEndPoint!).Port}",
+        };
+        _receiver.Start();
+    }
+
+    private void ReceiveLoop(Socket socket, UdpEndpointCache cache)
+    {
+        var handler = _handler!;
+        var from = new SocketAddress(socket.AddressFamily);
+        var buffer = _receiveBuffer.AsSpan();
+        while (true)
+        {
+            int received;
+            try
+            {
+                received = socket.ReceiveFrom(buffer, SocketFlags.None, from);
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.MessageSize or SocketError.Interrupted)
+            {
+                continue; // ICMP errors of earlier sends, oversized datagrams: not fatal
+            }
+            catch (SocketException)
+            {
+                return; // closed by Rebind or Dispose
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            try
+            {
+                handler(buffer[..received], cache.FromSocketAddress(from));
+            }
+#pragma warning disable CA1031 // the receiver must survive a faulty handler; the error is reported
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                _onError?.Invoke(ex);
+            }
+        }
+    }
+
+    private static Socket CreateSocket(int port, uint firewallMark)
+    {
+        Socket socket;
+        if (Socket.OSSupportsIPv6 && TryCreateDualStack(port, out var dual))
+        {
+            socket = dual;
+        }
+        else
+        {
+            socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            try
+            {
+                socket.Bind(new IPEndPoint(IPAddress.Any, port));
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
+
+        SetBufferSizes(socket);
+        if (firewallMark != 0)
+        {
+            socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(firewallMark));
+        }
+
+        return socket;
+    }
+
+    private const int SolSocket = 1;
+    private const int SoSndBufForce = 32;
+    private const int SoRcvBufForce = 33;
+    private const int SoMark = 36;
+
+    // With CAP_NET_ADMIN the *FORCE options lift the net.core.[rw]mem_max cap, as wireguard-go does; without it the
+    // plain options give what the sysctl allows.
+    private static void SetBufferSizes(Socket socket)
+    {
+        var size = BitConverter.GetBytes(SocketBufferSize);
+        try
+        {
+            socket.SetRawSocketOption(SolSocket, SoRcvBufForce, size);
+            socket.SetRawSocketOption(SolSocket, SoSndBufForce, size);
+        }
+        catch (SocketException)
+        {
+            socket.ReceiveBufferSize = SocketBufferSize;
+            socket.SendBufferSize = SocketBufferSize;
+        }
+    }
+
+    private static bool TryCreateDualStack(int port, out Socket socket)
+    {
+        socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            socket.DualMode = true;
+            socket.Bind(new IPEndPoint(IPAddress.IPv6Any, port));
+            return true;
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.AddressFamilyNotSupported or SocketError.AddressNotAvailable or SocketError.ProtocolNotSupported)
+        {
+            socket.Dispose();
+            return false;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+}

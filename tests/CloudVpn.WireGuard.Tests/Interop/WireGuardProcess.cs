@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using CloudVpn.Testing;
+
+namespace CloudVpn.WireGuard.Tests.Interop;
+
+/// <summary>Which userspace WireGuard a test runs.</summary>
+internal enum Implementation
+{
+    /// <summary>Our drop-in sample (CloudVpn.Samples.UserspaceWireGuard).</summary>
+    CloudVpn,
+
+    /// <summary>Debian's wireguard-go.</summary>
+    WireGuardGo,
+}
+
+/// <summary>
+/// A userspace WireGuard daemon (ours or wireguard-go) running in the foreground inside a network namespace, started
+/// exactly the same way (<c>ip netns exec NS program -f IFNAME</c>) and configured with <c>wg</c> and <c>ip</c>.
+/// Dispose stops it with SIGTERM (SIGKILL if it hangs) and removes what it left.
+/// </summary>
+internal sealed class WireGuardProcess : IDisposable
+{
+    private static int s_counter;
+    private readonly Process _process;
+    private readonly System.Text.StringBuilder _output = new();
+
+    private WireGuardProcess(Implementation implementation, string netns, string name, Process process)
+    {
+        Implementation = implementation;
+        Netns = netns;
+        Name = name;
+        _process = process;
+    }
+
+    public Implementation Implementation { get; }
+
+    public string Netns { get; }
+
+    /// <summary>Interface name (unique across namespaces: the socket directory is shared).</summary>
+    public string Name { get; }
+
+    public string SocketPath => $"/var/run/wireguard/{Name}.sock";
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>Path of our drop-in, built next to the tests by the project reference.</summary>
+    public static string DropInPath
+    {
+        get
+        {
+            // tests/CloudVpn.WireGuard.Tests/bin/<cfg>/net10.0/ -> samples/CloudVpn.Samples.UserspaceWireGuard/bin/<cfg>/net10.0/
+            var dir = AppContext.BaseDirectory
+                .Replace("tests/CloudVpn.WireGuard.Tests", "samples/CloudVpn.Samples.UserspaceWireGuard", StringComparison.Ordinal);
+            return Path.Combine(dir, "CloudVpn.Samples.UserspaceWireGuard");
+        }
+    }
+
+    public static void RequirePrerequisites(Implementation implementation)
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.RequireCommand("wg");
+        Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
+        if (implementation == Implementation.WireGuardGo)
+        {
+            Prerequisite.RequireCommand("wireguard-go");
+        }
+        else
+        {
+            Prerequisite.Require(File.Exists(DropInPath), $"the drop-in built at {DropInPath}");
+        }
+    }
+
+    public static string UniqueName(string prefix) =>
+        $"{prefix}{Environment.ProcessId % 1000}x{Interlocked.Increment(ref s_counter)}";
+
+    public static WireGuardProcess Start(Implementation implementation, string netns, string? name = null)
+    {
+        RequirePrerequisites(implementation);
+        name ??= UniqueName(implementation == Implementation.CloudVpn ? "cvo" : "cvg");
+        var program = implementation == Implementation.CloudVpn ? DropInPath : Prerequisite.FindCommand("wireguard-go")!;
+        var psi = new ProcessStartInfo("ip")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { "netns", "exec", netns, program, "-f", name })
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        psi.Environment["LOG_LEVEL"] = "info";
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {program}");
+        var wg = new WireGuardProcess(implementation, netns, name, process);
+        process.OutputDataReceived += (_, e) => wg.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => wg.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var deadline = Stopwatch.StartNew();
+        while (!File.Exists(wg.SocketPath) || NetnsPair.Exec(netns, $"ip link show {name}", check: false).ExitCode != 0)
+        {
+            if (process.HasExited || deadline.Elapsed > TimeSpan.FromSeconds(20))
+            {
+                var output = wg.Output;
+                wg.Dispose();
+                throw new InvalidOperationException($"{implementation} for {name} did not come up: {output}");
+            }
+
+            Thread.Sleep(50);
+        }
+
+        return wg;
+    }
+
+    /// <summary>Runs <c>wg ARGS</c> inside the namespace (the socket is found by interface name).</summary>
+    public string Wg(string arguments) => NetnsPair.Exec(Netns, $"wg {arguments}").Stdout;
+
+    /// <summary>Runs <c>ip ARGS</c> inside the namespace.</summary>
+    public string Ip(string arguments) => NetnsPair.Exec(Netns, $"ip {arguments}").Stdout;
+
+    /// <summary>Sends SIGTERM and waits for the exit; true when it exited within the timeout.</summary>
+    public bool Terminate(TimeSpan timeout)
+    {
+        if (!_process.HasExited)
+        {
+            Cmd.Run("kill", $"-TERM {_process.Id}", check: false);
+        }
+
+        return _process.WaitForExit(timeout);
+    }
+
+    public void Dispose()
+    {
+        if (!Terminate(TimeSpan.FromSeconds(5)))
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+
+        _process.Dispose();
+        Cmd.Run("ip", $"-n {Netns} link del {Name}", check: false);
+        try
+        {
+            File.Delete(SocketPath);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+}
