@@ -164,6 +164,12 @@ public static partial class GatewayManifestBuilder
             errors.AddRange(settings.Autoscaling.Validate().Select(e => $"autoscaling.{e}"));
         }
 
+        var floor = settings.Autoscaling?.MinReplicas ?? settings.Replicas;
+        if (settings.PodDisruptionBudgetMinAvailable is { } minAvailable && minAvailable >= floor)
+        {
+            errors.Add($"podDisruptionBudget.minAvailable ({minAvailable}) must be below the replica count ({floor}): otherwise no node running the gateway can be drained");
+        }
+
         if (settings.Service.Type is not ("LoadBalancer" or "NodePort" or "ClusterIP"))
         {
             errors.Add($"service.type: '{settings.Service.Type}' is not LoadBalancer, NodePort or ClusterIP");

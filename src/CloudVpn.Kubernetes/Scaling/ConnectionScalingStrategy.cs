@@ -11,11 +11,12 @@ namespace CloudVpn.Scaling;
 /// window, because removing a replica moves its peers. The same rules, as a <c>HorizontalPodAutoscaler</c>
 /// (autoscaling/v2, or v2beta2 for Kubernetes before 1.23), come from <see cref="DescribeAutoscaler"/>.
 /// </summary>
-/// <remarks>Not thread-safe: one instance per scaled workload, called from one reconcile loop.</remarks>
+/// <remarks>One instance per scaled workload: it remembers that workload's recent recommendations. Thread-safe.</remarks>
 public sealed class ConnectionScalingStrategy : IScalingStrategy
 {
     private readonly ConnectionScalingOptions _options;
     private readonly List<(DateTimeOffset At, int Replicas)> _recommendations = [];
+    private readonly Lock _gate = new();
 
     /// <summary>Creates the strategy; throws when <paramref name="options"/> are invalid, naming every problem.</summary>
     public ConnectionScalingStrategy(ConnectionScalingOptions options, bool legacyAutoscalingApi = false)
@@ -86,12 +87,17 @@ public sealed class ConnectionScalingStrategy : IScalingStrategy
             reason.Append(CultureInfo.InvariantCulture, $"; bounded to {_options.MinReplicas}..{_options.MaxReplicas}: {desired}");
         }
 
-        _recommendations.Add((signals.Timestamp, desired));
-        _recommendations.RemoveAll(r => r.At < signals.Timestamp - _options.ScaleDownStabilization);
+        int held;
+        lock (_gate)
+        {
+            _recommendations.Add((signals.Timestamp, desired));
+            _recommendations.RemoveAll(r => r.At < signals.Timestamp - _options.ScaleDownStabilization);
+            held = _recommendations.Max(r => r.Replicas);
+        }
+
         if (desired < current)
         {
             // Scale down only as far as the highest recommendation within the window allows.
-            var held = _recommendations.Max(r => r.Replicas);
             if (held > desired)
             {
                 var stabilized = Math.Min(held, current);

@@ -19,6 +19,8 @@ public sealed class BadValuesTests
     [InlineData("keys.source=externalSecret", "keys.externalSecret.secretStoreRef.name")]
     [InlineData("autoscaling.enabled=true,autoscaling.minReplicas=5,autoscaling.maxReplicas=2", "autoscaling.minReplicas")]
     [InlineData("service.type=Ingress", "service.type")]
+    [InlineData("replicaCount=1", "podDisruptionBudget.minAvailable")]
+    [InlineData("autoscaling.enabled=true,autoscaling.minReplicas=1", "podDisruptionBudget.minAvailable")]
     [InlineData("autoscaling.activePeersMetric=bad-name", "autoscaling.activePeersMetric")]
     [InlineData("nodeAffinity.mode=sometimes", "nodeAffinity.mode")]
     [InlineData("resources.requests.cpu=lots", "resources.requests.cpu")]

@@ -53,9 +53,10 @@ public sealed class ChartBuilderAgreementTests
             PublicEndpoint = "203.0.113.1",
             Addresses = ["10.200.0.1/33"],
             Keys = new GatewayKeySettings { Source = GatewayKeySource.Vault },
+            Replicas = 1,
         };
         var ex = Assert.Throws<ArgumentException>(() => GatewayManifestBuilder.Build(settings, KubernetesVersion.Current));
-        foreach (var named in new[] { "driver", "server.publicEndpoint", "server.addresses[0]", "keys.vault.address", "keys.vault.role", "keys.vault.path" })
+        foreach (var named in new[] { "driver", "server.publicEndpoint", "server.addresses[0]", "keys.vault.address", "keys.vault.role", "keys.vault.path", "podDisruptionBudget.minAvailable" })
         {
             Assert.Contains(named, ex.Message, StringComparison.Ordinal);
         }

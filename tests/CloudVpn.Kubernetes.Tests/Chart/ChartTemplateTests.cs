@@ -184,3 +184,33 @@ public sealed class ChartTemplateTests
         }
     }
 }
+
+/// <summary>The access-policy example of the chart README renders into the policies the README describes.</summary>
+[Trait("Category", "Integration")]
+public sealed class ChartReadmeExampleTests
+{
+    [Fact]
+    public void The_readme_access_policy_example_renders_as_described()
+    {
+        HelmChart.RequireHelm();
+        var readme = File.ReadAllText(Path.Combine(HelmChart.ChartDirectory, "README.md"));
+        var start = readme.IndexOf("```yaml\naccessPolicy:", StringComparison.Ordinal);
+        Assert.True(start >= 0, "README has no accessPolicy example");
+        start += "```yaml\n".Length;
+        var example = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)];
+        using var dir = new TempDir();
+        var values = Path.Combine(dir.Path, "example.yaml");
+        File.WriteAllText(values, example);
+        var (exit, stdout, stderr) = HelmChart.Template([values], "1.31.0", sets: [$"server.publicEndpoint={HelmChart.PublicEndpoint}"]);
+        Assert.True(exit == 0, stderr);
+        var policies = StrictManifest.Load(stdout).Where(o => o.Kind == "NetworkPolicy").ToDictionary(o => o.Name, o => (V1NetworkPolicy)o.Typed);
+        Assert.Contains("vpn-gateway-default-deny", policies.Keys);
+        Assert.Contains("vpn-gateway-client-0", policies.Keys);
+        Assert.Contains("vpn-gateway-client-1", policies.Keys);
+        var gateway = policies["vpn-gateway-gateway"].Spec;
+        Assert.Equal("198.51.100.0/24", gateway.Ingress[0].FromProperty.Single().IpBlock.Cidr);
+        Assert.Equal("data", gateway.Ingress[1].FromProperty[1].NamespaceSelector.MatchLabels["team"]);
+        Assert.Equal("5432", gateway.Ingress[1].Ports.Single().Port.Value);
+        Assert.Equal("10.20.0.0/16", gateway.Egress[0].To.Single().IpBlock.Cidr);
+    }
+}

@@ -19,6 +19,7 @@ internal static class ValueSets
         "openvpn" => Base with
         {
             Driver = "openvpn",
+            PublicEndpoint = "[2001:db8::1]:1194",
             ListenPort = 1194,
             Protocol = "TCP",
             Service = new GatewayServiceSettings { Type = "ClusterIP", Headless = false },
@@ -26,6 +27,7 @@ internal static class ValueSets
         },
         "autoscaling" => Base with
         {
+            PublicEndpoint = "vpn.example.org:51820",
             Autoscaling = new ConnectionScalingOptions { MinReplicas = 3, MaxReplicas = 12, TargetActivePeersPerReplica = 150, TargetCpuUtilizationPercent = 60, ScaleDownStabilization = TimeSpan.FromMinutes(15) },
             Service = new GatewayServiceSettings
             {

@@ -103,9 +103,7 @@ public sealed class PolicyEmitterTests
             var gatewayPod = new Pod("vpn", Gateway, IPAddress.Parse("10.244.0.10"));
             for (var c = 0; c < 60; c++)
             {
-                var pod = new Pod(NamespaceNames[random.Next(NamespaceNames.Length)], RandomLabels(random, 3), IPAddress.Parse($"10.244.1.{c + 1}"));
-                var target = IPAddress.Parse(AddressPool[random.Next(AddressPool.Length)]);
-                var port = PortPool[random.Next(PortPool.Length)];
+                var (pod, target, port) = RandomCase(random, policy, c);
 
                 var expected = Expected(policy, pod, target, port);
                 var actual = evaluator.Egress(pod, target, port.Port, port.Protocol)
@@ -114,6 +112,15 @@ public sealed class PolicyEmitterTests
                 Assert.True(expected == actual, $"seed {seed} case {c}: {pod} -> {target}:{port.Port}/{port.Protocol}: policy says {(expected ? "allow" : "deny")}, NetworkPolicies {(actual ? "allow" : "deny")}\n{Describe(policy)}");
                 checkedCases++;
                 allowedCases += expected ? 1 : 0;
+
+                // The gateway's own forwarding rules say the same for traffic from a VPN client.
+                var tunnelClient = IPAddress.Parse(ClientAddressPool[random.Next(ClientAddressPool.Length)]);
+                // (an IP packet has one family: an IPv6 client never sends to an IPv4 destination)
+                var fromClientExpected = tunnelClient.AddressFamily == target.AddressFamily
+                    && (policy.ClientRanges.Count == 0 || policy.ClientRanges.Any(r => r.Contains(tunnelClient)))
+                    && policy.Destinations.Any(d => d.Cidr.Contains(target) && (d.Ports.Count == 0 || d.Ports.Contains(port)));
+                var fromClientActual = emission.GatewayRules.Any(r => r.Source.Contains(tunnelClient) && r.Destination.Contains(target) && (r.Ports.Count == 0 || r.Ports.Contains(port)));
+                Assert.True(fromClientExpected == fromClientActual, $"seed {seed} case {c}: gateway rules for {tunnelClient} -> {target}:{port.Port}/{port.Protocol}");
 
                 // VPN clients reach the tunnel port only from the client ranges (anywhere when none are given).
                 var client = IPAddress.Parse(ClientAddressPool[random.Next(ClientAddressPool.Length)]);
@@ -124,7 +131,48 @@ public sealed class PolicyEmitterTests
         }
 
         // the generator must produce both outcomes in quantity, or the property says little
-        Assert.InRange(allowedCases, checkedCases / 20, checkedCases - (checkedCases / 20));
+        Assert.InRange(allowedCases, checkedCases / 10, checkedCases - (checkedCases / 10));
+    }
+
+    // Half the cases start from a source and a destination of the policy (then perturbed at random), so that both
+    // outcomes, and the boundaries between them, are well represented.
+    private static (Pod Pod, IPAddress Target, TunnelPort Port) RandomCase(Random random, AccessPolicy policy, int c)
+    {
+        var ns = NamespaceNames[random.Next(NamespaceNames.Length)];
+        var labels = RandomLabels(random, 3);
+        if (policy.Sources.Count > 0 && random.Next(2) == 0)
+        {
+            var source = policy.Sources[random.Next(policy.Sources.Count)];
+            var fitting = NamespaceNames.Where(n => source.NamespaceSelector is null ? n == policy.Namespace : source.NamespaceSelector.All(kv => Namespaces[n].TryGetValue(kv.Key, out var v) && v == kv.Value)).ToList();
+            if (fitting.Count > 0 && random.Next(4) != 0)
+            {
+                ns = fitting[random.Next(fitting.Count)];
+            }
+
+            foreach (var (k, v) in source.PodSelector)
+            {
+                labels[k] = random.Next(5) == 0 ? "other" : v;
+            }
+        }
+
+        var target = IPAddress.Parse(AddressPool[random.Next(AddressPool.Length)]);
+        var port = PortPool[random.Next(PortPool.Length)];
+        if (policy.Destinations.Count > 0 && random.Next(2) == 0)
+        {
+            var destination = policy.Destinations[random.Next(policy.Destinations.Count)];
+            var inside = AddressPool.Select(IPAddress.Parse).Where(destination.Cidr.Contains).ToList();
+            if (inside.Count > 0)
+            {
+                target = inside[random.Next(inside.Count)];
+            }
+
+            if (destination.Ports.Count > 0 && random.Next(3) != 0)
+            {
+                port = destination.Ports[random.Next(destination.Ports.Count)];
+            }
+        }
+
+        return (new Pod(ns, labels, IPAddress.Parse($"10.244.1.{c + 1}")), target, port);
     }
 
     private static bool Expected(AccessPolicy policy, Pod pod, IPAddress target, TunnelPort port)

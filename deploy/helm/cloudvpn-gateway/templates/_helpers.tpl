@@ -73,6 +73,12 @@ policy/v1beta1
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail (printf "autoscaling.minReplicas (%v) is greater than autoscaling.maxReplicas (%v)" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) -}}
 {{- end -}}
+{{- if .Values.podDisruptionBudget.enabled -}}
+{{- $floor := ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled | int -}}
+{{- if ge (int .Values.podDisruptionBudget.minAvailable) $floor -}}
+{{- fail (printf "podDisruptionBudget.minAvailable (%v) must be below the replica count (%v): otherwise no node running the gateway can be drained" .Values.podDisruptionBudget.minAvailable $floor) -}}
+{{- end -}}
+{{- end -}}
 {{- if eq .Values.keys.source "vault" -}}
 {{- if not .Values.keys.vault.address -}}{{- fail "keys.vault.address is required when keys.source is vault" -}}{{- end -}}
 {{- if not .Values.keys.vault.role -}}{{- fail "keys.vault.role is required when keys.source is vault" -}}{{- end -}}
