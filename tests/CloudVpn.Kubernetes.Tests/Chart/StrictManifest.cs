@@ -35,6 +35,7 @@ internal static class StrictManifest
         ["PodDisruptionBudget"] = typeof(V1PodDisruptionBudget),
         ["CronJob"] = typeof(V1CronJob),
         ["NetworkPolicy"] = typeof(V1NetworkPolicy),
+        ["MutatingWebhookConfiguration"] = typeof(V1MutatingWebhookConfiguration),
     };
 
     /// <summary>Custom resources the chart may render; KubernetesClient has no models for them.</summary>
