@@ -226,12 +226,23 @@ internal sealed class WireGuardPeer : IDisposable
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(packet.Length, 1));
         packet.CopyTo(buffer);
         (byte[] Buffer, int Length) dropped = default;
+
+        // a transport that calls back into the engine on this thread during a flush must not take the head the
+        // flush is working on: then the new packet is the one dropped
+        var insideFlush = _stagedLock.IsHeldByCurrentThread;
         lock (_stagedLock)
         {
-            _staged.Enqueue((buffer, packet.Length));
-            if (_staged.Count > WireGuardTimers.MaxStagedPackets)
+            if (insideFlush && _staged.Count >= WireGuardTimers.MaxStagedPackets)
             {
-                dropped = _staged.Dequeue();
+                dropped = (buffer, packet.Length);
+            }
+            else
+            {
+                _staged.Enqueue((buffer, packet.Length));
+                if (_staged.Count > WireGuardTimers.MaxStagedPackets)
+                {
+                    dropped = _staged.Dequeue();
+                }
             }
 
             Volatile.Write(ref _stagedCount, _staged.Count);
@@ -250,6 +261,11 @@ internal sealed class WireGuardPeer : IDisposable
     /// </summary>
     public bool FlushStaged(WireGuardEngine engine)
     {
+        if (_stagedLock.IsHeldByCurrentThread)
+        {
+            return true; // re-entered through a synchronous transport: the outer flush sends the rest
+        }
+
         lock (_stagedLock)
         {
             while (_staged.TryPeek(out var item))
@@ -259,9 +275,14 @@ internal sealed class WireGuardPeer : IDisposable
                     return false;
                 }
 
-                _staged.Dequeue();
+                // the head is still ours unless something re-entered and changed the queue
+                if (_staged.TryPeek(out var head) && ReferenceEquals(head.Buffer, item.Buffer))
+                {
+                    _staged.Dequeue();
+                    ArrayPool<byte>.Shared.Return(item.Buffer);
+                }
+
                 Volatile.Write(ref _stagedCount, _staged.Count);
-                ArrayPool<byte>.Shared.Return(item.Buffer);
             }
         }
 
@@ -271,6 +292,11 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Drops every queued packet (counted), e.g. after giving up on the handshake.</summary>
     public void DropStaged()
     {
+        if (_stagedLock.IsHeldByCurrentThread)
+        {
+            return; // never pull buffers from under a flush on this thread
+        }
+
         lock (_stagedLock)
         {
             while (_staged.TryDequeue(out var item))

@@ -90,8 +90,19 @@ internal sealed class TunnelPair : IDisposable
         })!;
         try
         {
-            Thread.Sleep(300);
-            var json = NetnsPair.Exec(clientNs, $"iperf3 -c {serverIp} -p {port} -t {seconds} -J", timeoutMs: (seconds + 30) * 1000).Stdout;
+            // the server may need a moment to listen on a loaded machine: retry a refused connection a few times
+            var (exit, json, stderr) = (0, string.Empty, string.Empty);
+            for (var attempt = 0; attempt < 10; attempt++)
+            {
+                Thread.Sleep(300);
+                (exit, json, stderr) = NetnsPair.Exec(clientNs, $"iperf3 -c {serverIp} -p {port} -t {seconds} -J", check: false, timeoutMs: (seconds + 30) * 1000);
+                if (exit == 0 || !json.Contains("unable to connect", StringComparison.OrdinalIgnoreCase))
+                {
+                    break;
+                }
+            }
+
+            Assert.True(exit == 0, $"iperf3 to {serverIp} failed: {json}{stderr}");
             using var doc = System.Text.Json.JsonDocument.Parse(json);
             return doc.RootElement.GetProperty("end").GetProperty("sum_received").GetProperty("bits_per_second").GetDouble();
         }
