@@ -47,7 +47,7 @@ VMLINUZ="$KROOT/boot/vmlinuz-$KVER"
 
 # The initramfs: static busybox, the modules (with their dependencies, in load order) and /init.
 INITRD="$CACHE/initrd-$KVER.cpio.gz"
-INIT_VERSION=5
+INIT_VERSION=6
 if [ ! -f "$INITRD" ] || [ "$(cat "$INITRD.version" 2>/dev/null)" != "$INIT_VERSION" ]; then
   WORK=$(mktemp -d)
   mkdir -p "$WORK"/{bin,proc,sys,dev,host,ctl,work,modules}
@@ -81,6 +81,8 @@ mount -t tmpfs tmpfs /host/run
 mount -t tmpfs tmpfs /host/dev/shm
 mkdir -p /host/run/netns /host/var/run 2>/dev/null
 WORKDIR=$(cat /ctl/workdir)
+# a checkout under /tmp or /run lies on the fresh tmpfs: make its mount point there
+mkdir -p "/host$WORKDIR" 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 work "/host$WORKDIR"
 mkdir -p /host/tmp/cloudvpn-ctl
 mount --bind /ctl /host/tmp/cloudvpn-ctl
