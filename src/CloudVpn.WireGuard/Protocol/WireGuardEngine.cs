@@ -288,7 +288,7 @@ public sealed partial class WireGuardEngine : IDisposable
 #pragma warning restore CA1031
         {
             Counters.Drop(WireGuardDropReason.InternalError);
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -494,7 +494,7 @@ public sealed partial class WireGuardEngine : IDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -527,7 +527,7 @@ public sealed partial class WireGuardEngine : IDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -585,7 +585,7 @@ public sealed partial class WireGuardEngine : IDisposable
 #pragma warning restore CA1031
         {
             Counters.Drop(WireGuardDropReason.InternalError);
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -990,8 +990,27 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// A key or identity disposed under a packet in flight (private key changed, peer removed, engine disposed) is
+    /// an expected race and logged at debug level; anything else is a bug or a failing transport.
+    /// </summary>
+    private void ReportError(Exception exception)
+    {
+        if (exception is ObjectDisposedException)
+        {
+            LogDisposedRace(exception);
+        }
+        else
+        {
+            LogInternalError(exception);
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "WireGuard engine: unexpected error while handling a packet (dropped)")]
     private partial void LogInternalError(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard engine: packet dropped, its key was replaced while in flight")]
+    private partial void LogDisposedRace(Exception exception);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no handshake after {Attempts} attempts, giving up")]
     private partial void LogHandshakeGaveUp(WireGuardPublicKey peer, int attempts);
