@@ -129,7 +129,8 @@ public sealed partial class WireGuardEngine : IDisposable
     // ================================================================================================ configuration
 
     /// <summary>Adds or updates the peer named by <see cref="WireGuardPeerConfig.PublicKey"/>.</summary>
-    /// <exception cref="ArgumentException">The public key is empty or is the interface's own.</exception>
+    /// <remarks>A peer with the interface's own public key is ignored, as wg does.</remarks>
+    /// <exception cref="ArgumentException">The public key is empty.</exception>
     public void SetPeer(WireGuardPeerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -215,7 +216,7 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
-    /// <summary>A snapshot of every peer.</summary>
+    /// <summary>A snapshot of every peer, in the order the peers were added.</summary>
     public IReadOnlyList<WireGuardPeerSnapshot> GetPeers()
     {
         var result = new List<WireGuardPeerSnapshot>();
