@@ -536,7 +536,8 @@ public sealed partial class WireGuardEngine : IDisposable
 
     /// <summary>
     /// Handles one UDP datagram from <paramref name="source"/>. Never throws: a malformed, unauthenticated, replayed
-    /// or unroutable datagram is dropped and counted in <see cref="Counters"/>.
+    /// or unroutable datagram is dropped and counted in <see cref="Counters"/>. The engine copies the endpoint when it
+    /// keeps it, so the caller may reuse one instance.
     /// </summary>
     public void HandleDatagram(ReadOnlySpan<byte> datagram, IPEndPoint source)
     {
@@ -545,6 +546,33 @@ public sealed partial class WireGuardEngine : IDisposable
             return;
         }
 
+        HandleDatagramCore(datagram, source, null);
+    }
+
+    /// <summary>
+    /// Handles one UDP datagram whose source is a raw socket address, as
+    /// <see cref="System.Net.Sockets.Socket.ReceiveFrom(Span{byte}, System.Net.Sockets.SocketFlags, SocketAddress)"/>
+    /// fills it: transport data from a known endpoint then costs no allocation at all. Same contract as the
+    /// <see cref="IPEndPoint"/> overload; the engine copies what it keeps, so the caller may reuse the instance.
+    /// </summary>
+    public void HandleDatagram(ReadOnlySpan<byte> datagram, SocketAddress source)
+    {
+        if (_disposed || source is null)
+        {
+            return;
+        }
+
+        if (source.Family is not (System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6))
+        {
+            Counters.Drop(WireGuardDropReason.InternalError);
+            return;
+        }
+
+        HandleDatagramCore(datagram, null, source);
+    }
+
+    private void HandleDatagramCore(ReadOnlySpan<byte> datagram, IPEndPoint? endPoint, SocketAddress? address)
+    {
         try
         {
             if (datagram.Length < 4)
@@ -562,13 +590,13 @@ public sealed partial class WireGuardEngine : IDisposable
             switch (datagram[0])
             {
                 case MessageFormat.Transport when datagram.Length >= MessageFormat.TransportOverhead:
-                    HandleTransport(datagram, source);
+                    HandleTransport(datagram, endPoint, address);
                     break;
                 case MessageFormat.Initiation when datagram.Length == MessageFormat.InitiationLength:
-                    HandleInitiation(datagram, source);
+                    HandleInitiation(datagram, endPoint ?? ToEndPoint(address!));
                     break;
                 case MessageFormat.Response when datagram.Length == MessageFormat.ResponseLength:
-                    HandleResponse(datagram, source);
+                    HandleResponse(datagram, endPoint ?? ToEndPoint(address!));
                     break;
                 case MessageFormat.CookieReply when datagram.Length == MessageFormat.CookieReplyLength:
                     HandleCookieReply(datagram);
@@ -589,6 +617,8 @@ public sealed partial class WireGuardEngine : IDisposable
             ReportError(e);
         }
     }
+
+    private static IPEndPoint ToEndPoint(SocketAddress address) => (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
 
     private bool PassesHandshakeGate(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, uint senderIndex, long now)
     {
@@ -840,7 +870,7 @@ public sealed partial class WireGuardEngine : IDisposable
         Counters.CookieReplyReceived();
     }
 
-    private void HandleTransport(ReadOnlySpan<byte> message, IPEndPoint source)
+    private void HandleTransport(ReadOnlySpan<byte> message, IPEndPoint? sourceEndPoint, SocketAddress? sourceAddress)
     {
         var receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.TransportReceiver..]);
         if (!_indices.TryGetValue(receiver, out var target) || target is not Keypair keypair || !keypair.TryAcquire())
@@ -883,7 +913,14 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             var peer = keypair.Peer;
-            peer.SetEndpoint(source);
+            if (sourceEndPoint is not null)
+            {
+                peer.SetEndpoint(sourceEndPoint);
+            }
+            else
+            {
+                peer.SetEndpoint(sourceAddress!);
+            }
             peer.AddRx(message.Length);
             if (peer.ReceivedWithKeypair(keypair))
             {
