@@ -214,6 +214,10 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         {
             // the interface is gone: the TUN reader reports it
         }
+        catch (ObjectDisposedException)
+        {
+            // disposed while this tick ran
+        }
     }
 
     private void OnTunError(Exception error)

@@ -77,6 +77,19 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
         // the same spec again: nothing to do
         Assert.True((await tunnel.ApplyAsync(spec)).IsNoOp);
 
+        // someone changes the MTU behind our back: status reports the MTU in use, and the next apply restores the spec's
+        NetnsPair.Exec(net.Left, $"ip link set dev {name} mtu 1300");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while ((await tunnel.GetStatusAsync()).Mtu != 1300 && sw.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(1300, (await tunnel.GetStatusAsync()).Mtu);
+        Assert.True((await tunnel.ApplyAsync(spec)).DeviceChanged);
+        Assert.Contains("mtu 1400", NetnsPair.Exec(net.Left, $"ip -o link show {name}").Stdout, StringComparison.Ordinal);
+        Assert.True((await tunnel.ApplyAsync(spec)).IsNoOp);
+
         // a changed spec: peer 2 removed, peer 1's allowed IPs changed, a new peer 3, another address
         var peer3 = WireGuardSecretKey.GeneratePrivateKey().GetPublicKey().ToBase64();
         var changed = spec with
