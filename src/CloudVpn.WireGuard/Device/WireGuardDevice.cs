@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using CloudVpn.WireGuard.Netlink;
 using CloudVpn.WireGuard.Protocol;
 using CloudVpn.WireGuard.Tun;
 using CloudVpn.WireGuard.Uapi;
@@ -23,6 +24,8 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     private readonly ITimer _housekeeping;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _configGate = new();
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _netns;
+    private readonly string? _netnsId;
     private UapiServer? _uapi;
     private int _disposed;
 
@@ -34,6 +37,14 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         _logger = logger;
         Mtu = mtu;
         UapiDevice = new EngineUapiDevice(this);
+
+        // Remember the network namespace the device was created in: a socket made later (a new listen port) must be
+        // made there too, whichever thread asks for it.
+        _netnsId = CurrentNetnsId();
+        if (_netnsId is not null)
+        {
+            _netns = File.OpenHandle(ThreadNetnsPath);
+        }
         _housekeeping = time.CreateTimer(_ => Housekeep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
@@ -123,8 +134,38 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     {
         lock (_configGate)
         {
-            _udp.Rebind(port);
+            if (_netns is not null && !string.Equals(CurrentNetnsId(), _netnsId, StringComparison.Ordinal))
+            {
+                NetworkNamespace.Run($"/proc/self/fd/{_netns.DangerousGetHandle()}", () =>
+                {
+                    _udp.Rebind(port);
+                    return 0;
+                });
+            }
+            else
+            {
+                _udp.Rebind(port);
+            }
+
             Engine.ListenPort = (ushort)_udp.Port;
+        }
+    }
+
+    private const string ThreadNetnsPath = "/proc/thread-self/ns/net";
+
+    private static string? CurrentNetnsId()
+    {
+        try
+        {
+            return File.ResolveLinkTarget(ThreadNetnsPath, returnFinalTarget: false)?.FullName is { } target ? Path.GetFileName(target) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 
@@ -171,6 +212,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         _udp.Dispose();
         _tun.Dispose();
         Engine.Dispose();
+        _netns?.Dispose();
         Close("disposed");
     }
 

@@ -116,6 +116,13 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
         Assert.DoesNotContain("10.80.1.1/32", addresses, StringComparison.Ordinal);
         Assert.True((await tunnel.ApplyAsync(changed)).IsNoOp);
 
+        // a new listen port: the socket is made inside the device's namespace, not the caller's
+        var moved = changed with { Device = changed.Device with { ListenPort = 51833 } };
+        Assert.True((await tunnel.ApplyAsync(moved)).DeviceChanged);
+        Assert.Contains(":51833", NetnsPair.Exec(net.Left, "ss -uln").Stdout, StringComparison.Ordinal);
+        Assert.Equal(51833, (await tunnel.GetStatusAsync()).ListenPort);
+        changed = moved;
+
         // key rotation: a new version of the key in the store is picked up by the next apply
         using var rotated = WireGuardSecretKey.GeneratePrivateKey();
         await store.PutAsync("gw", rotated.Bytes.ToArray());
