@@ -108,7 +108,18 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
 
             if (options.UapiSocketDirectory is not null)
             {
-                device._uapi = UapiServer.Start(tun.Name, device.UapiDevice, loggerFactory.CreateLogger<UapiServer>(), options.UapiSocketDirectory);
+                try
+                {
+                    device._uapi = UapiServer.Start(tun.Name, device.UapiDevice, loggerFactory.CreateLogger<UapiServer>(), options.UapiSocketDirectory);
+                }
+                catch (Exception ex) when (!options.UapiSocketRequired && ex is IOException or UnauthorizedAccessException or SocketException)
+                {
+                    LogNoUapi(device._logger, tun.Name, options.UapiSocketDirectory, ex.Message);
+                }
+            }
+
+            if (device._uapi is not null)
+            {
                 device._uapi.SocketRemoved.ContinueWith(
                     t => device.OnSocketRemoved(t.IsCompletedSuccessfully),
                     CancellationToken.None,
@@ -282,6 +293,9 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "WireGuard device {Name} stopped: {Reason}")]
     private static partial void LogTunGone(ILogger logger, string name, string reason);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "WireGuard device {Name} runs without the wg socket in {Directory}: {Reason}")]
+    private static partial void LogNoUapi(ILogger logger, string name, string directory, string reason);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "The engine threw on the {Path} path (the packet was dropped)")]
     private static partial void LogHandlerError(ILogger logger, string path, Exception error);

@@ -179,6 +179,36 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task An_explicit_socket_directory_must_work_and_the_interface_is_not_left_behind()
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
+        using var net = new NetnsPair("wz");
+        await _services.GetRequiredService<IKeyStore>().PutAsync("gw", WireGuardSecretKey.GeneratePrivateKey().Bytes.ToArray());
+        var name = $"cvdrx{Environment.ProcessId % 10000}";
+        var spec = new TunnelSpec(new DeviceSpec(name, new KeyReference("gw"), 0, []), [])
+        {
+            // a directory below a regular file can never be created
+            DriverSettings = new Dictionary<string, string> { ["wireguard-userspace.netns"] = net.Left, ["wireguard-userspace.uapi-socket-directory"] = "/etc/hostname/wg" },
+        };
+        await Assert.ThrowsAnyAsync<IOException>(async () => await _services.GetRequiredService<UserspaceWireGuardDriver>().OpenAsync(spec));
+        Assert.NotEqual(0, NetnsPair.Exec(net.Left, $"ip link show {name}", check: false).ExitCode);
+    }
+
+    [Fact]
+    public async Task An_optional_socket_that_cannot_be_served_leaves_a_working_device()
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
+        using var net = new NetnsPair("wz");
+        var options = new CloudVpn.WireGuard.Device.WireGuardDeviceOptions { Name = $"cvdry{Environment.ProcessId % 10000}", UapiSocketDirectory = "/etc/hostname/wg", UapiSocketRequired = false };
+        await using var device = CloudVpn.WireGuard.Netlink.NetworkNamespace.Run(net.Left, () => CloudVpn.WireGuard.Device.WireGuardDevice.Create(options));
+        Assert.True(device.ListenPort > 0);
+        Assert.False(device.Closed.IsCompleted);
+        Assert.Equal(0, NetnsPair.Exec(net.Left, $"ip link show {options.Name}", check: false).ExitCode);
+    }
+
+    [Fact]
     public async Task A_missing_key_is_reported_with_its_reference()
     {
         Prerequisite.RequireRoot();
