@@ -55,6 +55,7 @@ internal sealed class StaticIdentity : IDisposable
     {
         CryptographicOperations.ZeroMemory(PrivateKey);
         Key.Dispose();
+        Cookies.Dispose();
     }
 }
 
@@ -247,7 +248,7 @@ internal sealed class NoiseHandshake
 
             Blake2s.Hash(begun.Hash, begun.Hash, encryptedTimestamp);
             var replay = !Tai64N.IsAfter(timestamp, LastTimestamp);
-            var flood = LastInitiationConsumed != long.MinValue && nowTicks - LastInitiationConsumed < floodTicks;
+            var flood = LastInitiationConsumed != long.MinValue && nowTicks - LastInitiationConsumed <= floodTicks;
             if (replay || flood)
             {
                 return ConsumeResult.Replayed;

@@ -21,7 +21,7 @@ internal sealed class WireGuardPeer : IDisposable
     private Keypair? _previous;
     private Keypair? _current;
     private Keypair? _next;
-    private IPEndPoint? _endpoint;
+    private EndpointState? _endpoint;
     private int _persistentKeepalive;
     private long _rxBytes;
     private long _txBytes;
@@ -72,7 +72,7 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Order of creation, so snapshots list peers as they were added (as <c>wg showconf</c> expects).</summary>
     public long Sequence { get; init; }
 
-    public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint);
+    public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint)?.EndPoint;
 
     public ushort PersistentKeepalive
     {
@@ -107,11 +107,26 @@ internal sealed class WireGuardPeer : IDisposable
     public void SetEndpoint(IPEndPoint endpoint)
     {
         var current = Volatile.Read(ref _endpoint);
-        if (current is null || !current.Equals(endpoint))
+        if (current is null || !current.EndPoint.Equals(endpoint))
         {
-            Volatile.Write(ref _endpoint, new IPEndPoint(endpoint.Address, endpoint.Port));
+            var copy = new IPEndPoint(endpoint.Address, endpoint.Port);
+            Volatile.Write(ref _endpoint, new EndpointState(copy, copy.Serialize()));
         }
     }
+
+    /// <summary>Sets the endpoint from a raw socket address; compares without allocating, copies only on change.</summary>
+    public void SetEndpoint(SocketAddress address)
+    {
+        var current = Volatile.Read(ref _endpoint);
+        if (current is null || !current.Address.Equals(address))
+        {
+            var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
+            Volatile.Write(ref _endpoint, new EndpointState(endpoint, endpoint.Serialize()));
+        }
+    }
+
+    /// <summary>The endpoint in both forms, swapped as one reference.</summary>
+    private sealed record EndpointState(IPEndPoint EndPoint, SocketAddress Address);
 
     // ---- keypairs ------------------------------------------------------------------------------------------------
 
@@ -226,12 +241,23 @@ internal sealed class WireGuardPeer : IDisposable
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(packet.Length, 1));
         packet.CopyTo(buffer);
         (byte[] Buffer, int Length) dropped = default;
+
+        // a transport that calls back into the engine on this thread during a flush must not take the head the
+        // flush is working on: then the new packet is the one dropped
+        var insideFlush = _stagedLock.IsHeldByCurrentThread;
         lock (_stagedLock)
         {
-            _staged.Enqueue((buffer, packet.Length));
-            if (_staged.Count > WireGuardTimers.MaxStagedPackets)
+            if (insideFlush && _staged.Count >= WireGuardTimers.MaxStagedPackets)
             {
-                dropped = _staged.Dequeue();
+                dropped = (buffer, packet.Length);
+            }
+            else
+            {
+                _staged.Enqueue((buffer, packet.Length));
+                if (_staged.Count > WireGuardTimers.MaxStagedPackets)
+                {
+                    dropped = _staged.Dequeue();
+                }
             }
 
             Volatile.Write(ref _stagedCount, _staged.Count);
@@ -250,6 +276,11 @@ internal sealed class WireGuardPeer : IDisposable
     /// </summary>
     public bool FlushStaged(WireGuardEngine engine)
     {
+        if (_stagedLock.IsHeldByCurrentThread)
+        {
+            return true; // re-entered through a synchronous transport: the outer flush sends the rest
+        }
+
         lock (_stagedLock)
         {
             while (_staged.TryPeek(out var item))
@@ -259,9 +290,14 @@ internal sealed class WireGuardPeer : IDisposable
                     return false;
                 }
 
-                _staged.Dequeue();
+                // the head is still ours unless something re-entered and changed the queue
+                if (_staged.TryPeek(out var head) && ReferenceEquals(head.Buffer, item.Buffer))
+                {
+                    _staged.Dequeue();
+                    ArrayPool<byte>.Shared.Return(item.Buffer);
+                }
+
                 Volatile.Write(ref _stagedCount, _staged.Count);
-                ArrayPool<byte>.Shared.Return(item.Buffer);
             }
         }
 
@@ -271,6 +307,11 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Drops every queued packet (counted), e.g. after giving up on the handshake.</summary>
     public void DropStaged()
     {
+        if (_stagedLock.IsHeldByCurrentThread)
+        {
+            return; // never pull buffers from under a flush on this thread
+        }
+
         lock (_stagedLock)
         {
             while (_staged.TryDequeue(out var item))
@@ -455,14 +496,11 @@ internal sealed class WireGuardPeer : IDisposable
         }
     }
 
-    /// <summary>After giving up: no passive keepalive, and erase keys after 3 x Reject-After-Time unless a handshake is expected.</summary>
+    /// <summary>After giving up: no passive keepalive, and erase what is left after 3 x Reject-After-Time unless already scheduled.</summary>
     public void TimerGaveUp(long now)
     {
         Volatile.Write(ref _keepaliveAt, 0);
-        if (Volatile.Read(ref _newHandshakeAt) == 0)
-        {
-            SetDeadline(ref _zeroKeysAt, now + WireGuardTimers.ZeroKeyMaterialAfter.Ticks, onlyIfUnset: false);
-        }
+        SetDeadline(ref _zeroKeysAt, now + WireGuardTimers.ZeroKeyMaterialAfter.Ticks, onlyIfUnset: true);
     }
 
     private static bool Due(ref long deadline, long now)
