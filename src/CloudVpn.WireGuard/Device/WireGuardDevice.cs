@@ -86,6 +86,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         var tun = TunDevice.Create(options.Name);
         UdpBind? udp = null;
         WireGuardEngine? engine = null;
+        WireGuardDevice? device = null;
         try
         {
             tun.SetMtu(options.Mtu);
@@ -97,7 +98,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
                 ListenPort = (ushort)udp.Port,
                 FirewallMark = options.FirewallMark,
             };
-            var device = new WireGuardDevice(tun, udp, engine, loggerFactory.CreateLogger<WireGuardDevice>(), time, options.Mtu);
+            device = new WireGuardDevice(tun, udp, engine, loggerFactory.CreateLogger<WireGuardDevice>(), time, options.Mtu);
             var e = engine;
             tun.StartReader(e.HandleTunPacket, device.OnTunError);
             udp.StartReceiving(e.HandleDatagram, device.OnUdpHandlerError);
@@ -132,6 +133,8 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         }
         catch
         {
+            device?._housekeeping.Dispose();
+            device?._netns?.Dispose();
             engine?.Dispose();
             udp?.Dispose();
             tun.Dispose();
