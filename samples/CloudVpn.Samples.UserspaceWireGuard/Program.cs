@@ -62,6 +62,12 @@ using var loggerFactory = LoggerFactory.Create(b => b.SetMinimumLevel(level).Add
 }));
 var log = loggerFactory.CreateLogger("wireguard");
 
+// Signals first: a SIGTERM that arrives while the device is being created (its socket already visible) must still
+// lead to a clean shutdown.
+var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
+
 WireGuardDevice device;
 try
 {
@@ -73,15 +79,15 @@ catch (Exception ex) when (ex is IOException or ArgumentException or System.Net.
     return ExitSetupFailed;
 }
 
-var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
 _ = device.Closed.ContinueWith(_ => stop.TrySetResult(device.CloseReason ?? "closed"), TaskScheduler.Default);
 
 #pragma warning disable CA1848 // a handful of lines at start and stop
 log.LogInformation("Device {Name} started (UDP port {Port})", device.Name, device.ListenPort);
 var reason = await stop.Task;
 log.LogInformation("Shutting down {Name}: {Reason}", device.Name, reason);
+log.LogInformation(
+    "Managed allocations since start: {Bytes} bytes; collections gen0 {Gen0}, gen1 {Gen1}, gen2 {Gen2}",
+    GC.GetTotalAllocatedBytes(precise: true), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
 #pragma warning restore CA1848
 await device.DisposeAsync();
 return 0;

@@ -34,6 +34,12 @@ public sealed record AccessPolicy(
 
     /// <summary>Address ranges of VPN clients, allowed into the gateway on the tunnel port; empty: from anywhere.</summary>
     public IReadOnlyList<IPNetwork> ClientRanges { get; init; } = [];
+
+    /// <summary>
+    /// Whether everything in the gateway's namespace that the policy does not allow is denied (a default-deny
+    /// policy, plus egress grants for the sources in that namespace).
+    /// </summary>
+    public bool DefaultDeny { get; init; } = true;
 }
 
 /// <summary>Pods allowed to use the gateway: a namespace selector and a pod selector (both must match).</summary>

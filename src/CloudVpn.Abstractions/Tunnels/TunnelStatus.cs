@@ -15,7 +15,27 @@ public sealed record TunnelStatus(
     int ListenPort,
     string? PublicKey,
     int Mtu,
-    IReadOnlyList<PeerStatus> Peers);
+    IReadOnlyList<PeerStatus> Peers)
+{
+    /// <summary>
+    /// Handshakes this device completed since it was opened (as initiator or responder), when the driver counts them;
+    /// null when it does not (consumers then count advances of <see cref="PeerStatus.LastHandshake"/>).
+    /// </summary>
+    public long? HandshakesCompleted { get; init; }
+
+    /// <summary>
+    /// Handshake messages rejected since the device was opened, by reason (for example <c>invalid_mac</c>,
+    /// <c>unknown_peer</c>, <c>replay</c>, <c>timeout</c>); empty when the driver does not count them.
+    /// Values only grow while the device stays open.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> HandshakeFailures { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>
+    /// Packets dropped since the device was opened, by reason (for example <c>no_route</c>, <c>replay</c>,
+    /// <c>decryption_failed</c>, <c>malformed</c>); empty when the driver does not count them.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
+}
 
 /// <summary>Live state of one peer.</summary>
 /// <param name="PublicKey">The peer's public key (base64).</param>
@@ -35,4 +55,10 @@ public sealed record PeerStatus(
 
     /// <summary>Allowed IPs in effect.</summary>
     public IReadOnlyList<System.Net.IPNetwork> AllowedIps { get; init; } = [];
+
+    /// <summary>Packets received from the peer (decrypted data packets), when the driver counts them.</summary>
+    public long? ReceivedPackets { get; init; }
+
+    /// <summary>Packets sent to the peer (encrypted data packets), when the driver counts them.</summary>
+    public long? TransmittedPackets { get; init; }
 }

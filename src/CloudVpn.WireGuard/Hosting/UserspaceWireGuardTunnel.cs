@@ -168,9 +168,20 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
         return result;
     }
 
-    public ValueTask<TunnelStatus> GetStatusAsync(CancellationToken cancellationToken = default)
+    public async ValueTask<TunnelStatus> GetStatusAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_closed, this);
+        Dictionary<WireGuardPublicKey, string> names;
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_closed, this);
+            names = _applied.ToDictionary(p => p.Key, p => p.Value.DisplayName);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
         var engine = _device.Engine;
         var isUp = false;
         using (var rt = OpenRtNetlink())
@@ -179,7 +190,6 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             isUp = index > 0 && rt.GetLinkState(index) is { IsUp: true };
         }
 
-        var names = _applied.ToDictionary(p => p.Key, p => p.Value.DisplayName);
         var peers = engine.GetPeers().Select(p =>
         {
             p.PresharedKey?.Dispose();
@@ -191,7 +201,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
         }).ToArray();
         using var privateKey = engine.PrivateKey;
         var publicKey = privateKey?.GetPublicKey().ToBase64();
-        return ValueTask.FromResult(new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey, _device.Mtu, peers));
+        return new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey, _device.Mtu, peers);
     }
 
     public async ValueTask CloseAsync(CancellationToken cancellationToken = default)

@@ -13,18 +13,23 @@ internal static class Curve25519
     /// <summary>DH(private, public) into 32 bytes; false when the public key is invalid or the result is all zero.</summary>
     public static bool SharedSecret(Span<byte> output, ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey)
     {
+        using var key = ImportPrivate(privateKey);
+        return SharedSecret(output, key, publicKey);
+    }
+
+    /// <summary>DH with an already imported private key (static and ephemeral keys are imported once).</summary>
+    public static bool SharedSecret(Span<byte> output, Key privateKey, ReadOnlySpan<byte> publicKey)
+    {
         if (!PublicKey.TryImport(Algorithm, publicKey, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
         {
             return false;
         }
 
-        var keyParameters = new KeyCreationParameters { ExportPolicy = KeyExportPolicies.None };
-        using var key = Key.Import(Algorithm, privateKey, KeyBlobFormat.RawPrivateKey, in keyParameters);
         var secretParameters = new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport };
         SharedSecret? secret;
         try
         {
-            secret = Algorithm.Agree(key, peer, in secretParameters);
+            secret = Algorithm.Agree(privateKey, peer, in secretParameters);
         }
         catch (CryptographicException)
         {
@@ -48,12 +53,25 @@ internal static class Curve25519
         return output[..KeyLength].ContainsAnyExcept((byte)0);
     }
 
-    /// <summary>A new clamped private key and its public key.</summary>
-    public static void Generate(Span<byte> privateKey, Span<byte> publicKey)
+    /// <summary>Imports a raw private key (not exportable); dispose it to erase.</summary>
+    public static Key ImportPrivate(ReadOnlySpan<byte> privateKey)
     {
-        RandomNumberGenerator.Fill(privateKey[..KeyLength]);
-        Keys.WireGuardSecretKey.Clamp(privateKey[..KeyLength]);
-        DerivePublic(publicKey, privateKey);
+        var keyParameters = new KeyCreationParameters { ExportPolicy = KeyExportPolicies.None };
+        return Key.Import(Algorithm, privateKey, KeyBlobFormat.RawPrivateKey, in keyParameters);
+    }
+
+    /// <summary>A new ephemeral key pair: the private key stays inside the returned <see cref="Key"/>.</summary>
+    public static Key GenerateEphemeral(Span<byte> publicKey)
+    {
+        var keyParameters = new KeyCreationParameters { ExportPolicy = KeyExportPolicies.None };
+        var key = Key.Create(Algorithm, in keyParameters);
+        if (!key.PublicKey.TryExport(KeyBlobFormat.RawPublicKey, publicKey, out var written) || written != KeyLength)
+        {
+            key.Dispose();
+            throw new CryptographicException("X25519 public key export failed.");
+        }
+
+        return key;
     }
 
     /// <summary>The public key of a private key.</summary>

@@ -38,8 +38,12 @@ internal sealed class StaticIdentity : IDisposable
     {
         privateKey.CopyTo(PrivateKey);
         Curve25519.DerivePublic(PublicKey, PrivateKey);
+        Key = Curve25519.ImportPrivate(PrivateKey);
         Cookies = new CookieChecker(PublicKey);
     }
+
+    /// <summary>The private key imported once for DH.</summary>
+    public NSec.Cryptography.Key Key { get; }
 
     public byte[] PrivateKey { get; } = GC.AllocateArray<byte>(32, pinned: true);
 
@@ -47,7 +51,12 @@ internal sealed class StaticIdentity : IDisposable
 
     public CookieChecker Cookies { get; }
 
-    public void Dispose() => CryptographicOperations.ZeroMemory(PrivateKey);
+    public void Dispose()
+    {
+        CryptographicOperations.ZeroMemory(PrivateKey);
+        Key.Dispose();
+        Cookies.Dispose();
+    }
 }
 
 internal enum HandshakeState
@@ -76,7 +85,7 @@ internal sealed class NoiseHandshake
 {
     private readonly byte[] _hash = new byte[32];
     private readonly byte[] _chainKey = GC.AllocateArray<byte>(32, pinned: true);
-    private readonly byte[] _localEphemeral = GC.AllocateArray<byte>(32, pinned: true);
+    private NSec.Cryptography.Key? _localEphemeral;
     private readonly byte[] _remoteEphemeral = new byte[32];
     private readonly byte[] _remoteStatic;
     private readonly byte[] _initialHash = new byte[32];
@@ -110,7 +119,7 @@ internal sealed class NoiseHandshake
 
     public void SetIdentity(StaticIdentity? identity)
     {
-        if (identity is null || !Curve25519.SharedSecret(StaticStatic, identity.PrivateKey, _remoteStatic))
+        if (identity is null || !Curve25519.SharedSecret(StaticStatic, identity.Key, _remoteStatic))
         {
             CryptographicOperations.ZeroMemory(StaticStatic);
         }
@@ -120,7 +129,8 @@ internal sealed class NoiseHandshake
     {
         CryptographicOperations.ZeroMemory(_hash);
         CryptographicOperations.ZeroMemory(_chainKey);
-        CryptographicOperations.ZeroMemory(_localEphemeral);
+        _localEphemeral?.Dispose();
+        _localEphemeral = null;
         CryptographicOperations.ZeroMemory(_remoteEphemeral);
         State = HandshakeState.None;
     }
@@ -141,7 +151,8 @@ internal sealed class NoiseHandshake
             NoiseConstants.InitialChainKey.CopyTo(_chainKey, 0);
             _initialHash.CopyTo(_hash, 0);
             var ephemeralPublic = message.Slice(MessageFormat.InitiationEphemeral, 32);
-            Curve25519.Generate(_localEphemeral, ephemeralPublic);
+            _localEphemeral?.Dispose();
+            _localEphemeral = Curve25519.GenerateEphemeral(ephemeralPublic);
 
             MessageFormat.WriteType(message, MessageFormat.Initiation);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.InitiationSender..], localIndex);
@@ -194,7 +205,7 @@ internal sealed class NoiseHandshake
 
             Blake2s.Kdf(result.ChainKey, ephemeral, result.ChainKey);
             Blake2s.Hash(result.Hash, result.Hash, ephemeral);
-            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
+            if (!Curve25519.SharedSecret(secret, identity.Key, ephemeral))
             {
                 return false;
             }
@@ -237,7 +248,7 @@ internal sealed class NoiseHandshake
 
             Blake2s.Hash(begun.Hash, begun.Hash, encryptedTimestamp);
             var replay = !Tai64N.IsAfter(timestamp, LastTimestamp);
-            var flood = LastInitiationConsumed != long.MinValue && nowTicks - LastInitiationConsumed < floodTicks;
+            var flood = LastInitiationConsumed != long.MinValue && nowTicks - LastInitiationConsumed <= floodTicks;
             if (replay || flood)
             {
                 return ConsumeResult.Replayed;
@@ -275,7 +286,8 @@ internal sealed class NoiseHandshake
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseSender..], localIndex);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseReceiver..], RemoteIndex);
             var ephemeralPublic = message.Slice(MessageFormat.ResponseEphemeral, 32);
-            Curve25519.Generate(_localEphemeral, ephemeralPublic);
+            _localEphemeral?.Dispose();
+            _localEphemeral = Curve25519.GenerateEphemeral(ephemeralPublic);
 
             Blake2s.Kdf(_chainKey, ephemeralPublic, _chainKey);
             MixHash(ephemeralPublic);
@@ -312,7 +324,7 @@ internal sealed class NoiseHandshake
     /// <summary>Consumes a response to our initiation; on success the state is ready for <see cref="DeriveTransportKeys"/>.</summary>
     public bool ConsumeResponse(ReadOnlySpan<byte> message, StaticIdentity identity)
     {
-        if (State != HandshakeState.InitiationCreated)
+        if (State != HandshakeState.InitiationCreated || _localEphemeral is null)
         {
             return false;
         }
@@ -335,7 +347,7 @@ internal sealed class NoiseHandshake
             }
 
             Blake2s.Kdf(chainKey, secret, chainKey);
-            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
+            if (!Curve25519.SharedSecret(secret, identity.Key, ephemeral))
             {
                 return false;
             }

@@ -30,6 +30,7 @@ public sealed partial class WireGuardEngine : IDisposable
     private long _loadWindowStart;
     private int _loadWindowCount;
     private long _underLoadUntil;
+    private long _peerSequence;
     private volatile bool _disposed;
 
     /// <summary>Creates an engine that sends through <paramref name="transport"/> and keeps time with <paramref name="time"/>.</summary>
@@ -119,13 +120,17 @@ public sealed partial class WireGuardEngine : IDisposable
 
     internal TimeProvider Time { get; }
 
+    /// <summary>The peer with <paramref name="publicKey"/>, for tests and diagnostics.</summary>
+    internal WireGuardPeer? FindPeer(WireGuardPublicKey publicKey) => _peers.GetValueOrDefault(publicKey);
+
     /// <summary>Monotonic engine time in ticks (offset by a day so that 0 can mean "never").</summary>
     internal long NowTicks => Time.GetElapsedTime(_startTimestamp).Ticks + TimeSpan.TicksPerDay;
 
     // ================================================================================================ configuration
 
     /// <summary>Adds or updates the peer named by <see cref="WireGuardPeerConfig.PublicKey"/>.</summary>
-    /// <exception cref="ArgumentException">The public key is empty or is the interface's own.</exception>
+    /// <remarks>A peer with the interface's own public key is ignored, as wg does.</remarks>
+    /// <exception cref="ArgumentException">The public key is empty.</exception>
     public void SetPeer(WireGuardPeerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -150,7 +155,7 @@ public sealed partial class WireGuardEngine : IDisposable
                     return;
                 }
 
-                peer = new WireGuardPeer(this, config.PublicKey);
+                peer = new WireGuardPeer(this, config.PublicKey) { Sequence = ++_peerSequence };
                 lock (peer.HandshakeLock)
                 {
                     peer.Handshake.SetIdentity(_identity);
@@ -211,11 +216,11 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
-    /// <summary>A snapshot of every peer.</summary>
+    /// <summary>A snapshot of every peer, in the order the peers were added.</summary>
     public IReadOnlyList<WireGuardPeerSnapshot> GetPeers()
     {
         var result = new List<WireGuardPeerSnapshot>();
-        foreach (var peer in _peers.Values)
+        foreach (var peer in _peers.Values.OrderBy(p => p.Sequence))
         {
             WireGuardSecretKey? psk;
             lock (peer.HandshakeLock)
@@ -284,7 +289,7 @@ public sealed partial class WireGuardEngine : IDisposable
 #pragma warning restore CA1031
         {
             Counters.Drop(WireGuardDropReason.InternalError);
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -342,24 +347,14 @@ public sealed partial class WireGuardEngine : IDisposable
 
     private void SendStaged(WireGuardPeer peer)
     {
-        while (peer.TryDequeueStaged(out var buffer, out var length))
+        if (!peer.FlushStaged(this))
         {
-            try
-            {
-                if (!TrySendWithCurrent(peer, buffer.AsSpan(0, length)))
-                {
-                    // no usable session: keep the packet (at the back of the queue) and ask for one
-                    peer.Stage(buffer.AsSpan(0, length));
-                    SendHandshakeInitiation(peer, isRetry: false);
-                    return;
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            // no usable session: the packets stay queued (in order) and we ask for one
+            SendHandshakeInitiation(peer, isRetry: false);
         }
     }
+
+    internal bool TrySendStaged(WireGuardPeer peer, ReadOnlySpan<byte> packet) => TrySendWithCurrent(peer, packet);
 
     private void SendTransport(WireGuardPeer peer, Keypair keypair, ulong counter, ReadOnlySpan<byte> packet, long now)
     {
@@ -432,14 +427,15 @@ public sealed partial class WireGuardEngine : IDisposable
         Span<byte> message = stackalloc byte[MessageFormat.InitiationLength];
         lock (peer.HandshakeLock)
         {
+            // as wireguard-go: a fresh request restarts the attempt count even when it is too soon to send
             if (!isRetry)
             {
-                if (peer.Handshake.LastSentInitiation != long.MinValue && now - peer.Handshake.LastSentInitiation < WireGuardTimers.RekeyTimeout.Ticks)
-                {
-                    return;
-                }
-
                 Volatile.Write(ref peer.HandshakeAttempts, 0);
+            }
+
+            if (peer.Handshake.LastSentInitiation != long.MinValue && now - peer.Handshake.LastSentInitiation < WireGuardTimers.RekeyTimeout.Ticks)
+            {
+                return;
             }
 
             peer.Handshake.LastSentInitiation = now;
@@ -481,7 +477,9 @@ public sealed partial class WireGuardEngine : IDisposable
 
         try
         {
-            if (Interlocked.Increment(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
+            // as the kernel and wireguard-go: give up once the count of retries is past 18, i.e. after the 19th
+            // retry (20 initiations, about 100 s; their log line says "after 20 attempts")
+            if (Volatile.Read(ref peer.HandshakeAttempts) > WireGuardTimers.MaxHandshakeAttempts)
             {
                 LogHandshakeGaveUp(peer.PublicKey, WireGuardTimers.MaxHandshakeAttempts + 2);
                 Counters.HandshakeGaveUp();
@@ -490,13 +488,14 @@ public sealed partial class WireGuardEngine : IDisposable
                 return;
             }
 
+            LogHandshakeRetry(peer.PublicKey, Interlocked.Increment(ref peer.HandshakeAttempts));
             SendHandshakeInitiation(peer, isRetry: true);
         }
 #pragma warning disable CA1031 // a timer callback must not crash the process
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -529,7 +528,7 @@ public sealed partial class WireGuardEngine : IDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -537,7 +536,8 @@ public sealed partial class WireGuardEngine : IDisposable
 
     /// <summary>
     /// Handles one UDP datagram from <paramref name="source"/>. Never throws: a malformed, unauthenticated, replayed
-    /// or unroutable datagram is dropped and counted in <see cref="Counters"/>.
+    /// or unroutable datagram is dropped and counted in <see cref="Counters"/>. The engine copies the endpoint when it
+    /// keeps it, so the caller may reuse one instance.
     /// </summary>
     public void HandleDatagram(ReadOnlySpan<byte> datagram, IPEndPoint source)
     {
@@ -546,6 +546,33 @@ public sealed partial class WireGuardEngine : IDisposable
             return;
         }
 
+        HandleDatagramCore(datagram, source, null);
+    }
+
+    /// <summary>
+    /// Handles one UDP datagram whose source is a raw socket address, as
+    /// <see cref="System.Net.Sockets.Socket.ReceiveFrom(Span{byte}, System.Net.Sockets.SocketFlags, SocketAddress)"/>
+    /// fills it: transport data from a known endpoint then costs no allocation at all. Same contract as the
+    /// <see cref="IPEndPoint"/> overload; the engine copies what it keeps, so the caller may reuse the instance.
+    /// </summary>
+    public void HandleDatagram(ReadOnlySpan<byte> datagram, SocketAddress source)
+    {
+        if (_disposed || source is null)
+        {
+            return;
+        }
+
+        if (source.Family is not (System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6))
+        {
+            Counters.Drop(WireGuardDropReason.InternalError);
+            return;
+        }
+
+        HandleDatagramCore(datagram, null, source);
+    }
+
+    private void HandleDatagramCore(ReadOnlySpan<byte> datagram, IPEndPoint? endPoint, SocketAddress? address)
+    {
         try
         {
             if (datagram.Length < 4)
@@ -563,13 +590,13 @@ public sealed partial class WireGuardEngine : IDisposable
             switch (datagram[0])
             {
                 case MessageFormat.Transport when datagram.Length >= MessageFormat.TransportOverhead:
-                    HandleTransport(datagram, source);
+                    HandleTransport(datagram, endPoint, address);
                     break;
                 case MessageFormat.Initiation when datagram.Length == MessageFormat.InitiationLength:
-                    HandleInitiation(datagram, source);
+                    HandleInitiation(datagram, endPoint ?? ToEndPoint(address!));
                     break;
                 case MessageFormat.Response when datagram.Length == MessageFormat.ResponseLength:
-                    HandleResponse(datagram, source);
+                    HandleResponse(datagram, endPoint ?? ToEndPoint(address!));
                     break;
                 case MessageFormat.CookieReply when datagram.Length == MessageFormat.CookieReplyLength:
                     HandleCookieReply(datagram);
@@ -587,9 +614,11 @@ public sealed partial class WireGuardEngine : IDisposable
 #pragma warning restore CA1031
         {
             Counters.Drop(WireGuardDropReason.InternalError);
-            LogInternalError(e);
+            ReportError(e);
         }
     }
+
+    private static IPEndPoint ToEndPoint(SocketAddress address) => (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
 
     private bool PassesHandshakeGate(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, uint senderIndex, long now)
     {
@@ -739,6 +768,7 @@ public sealed partial class WireGuardEngine : IDisposable
             peer.TimerAnyAuthenticatedPacketReceived();
             peer.BeginSession(keypair);
             Counters.HandshakeCompleted();
+            LogSessionDerived(peer.PublicKey, "responder");
 
             _transport.SendDatagram(response, peer.Endpoint ?? source);
             peer.AddTx(response.Length);
@@ -808,6 +838,7 @@ public sealed partial class WireGuardEngine : IDisposable
         peer.MarkHandshakeComplete(Time.GetUtcNow());
         peer.BeginSession(keypair);
         peer.TimerSessionDerived(now);
+        LogSessionDerived(peer.PublicKey, "initiator");
 
         // the initiator confirms the session at once: queued packets, or else a keepalive
         if (peer.HasStagedPackets)
@@ -839,7 +870,7 @@ public sealed partial class WireGuardEngine : IDisposable
         Counters.CookieReplyReceived();
     }
 
-    private void HandleTransport(ReadOnlySpan<byte> message, IPEndPoint source)
+    private void HandleTransport(ReadOnlySpan<byte> message, IPEndPoint? sourceEndPoint, SocketAddress? sourceAddress)
     {
         var receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.TransportReceiver..]);
         if (!_indices.TryGetValue(receiver, out var target) || target is not Keypair keypair || !keypair.TryAcquire())
@@ -882,7 +913,14 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             var peer = keypair.Peer;
-            peer.SetEndpoint(source);
+            if (sourceEndPoint is not null)
+            {
+                peer.SetEndpoint(sourceEndPoint);
+            }
+            else
+            {
+                peer.SetEndpoint(sourceAddress!);
+            }
             peer.AddRx(message.Length);
             if (peer.ReceivedWithKeypair(keypair))
             {
@@ -906,6 +944,8 @@ public sealed partial class WireGuardEngine : IDisposable
                 return; // keepalive
             }
 
+            // any data (valid inner packet or not) calls for an answer, as in the reference implementations
+            peer.TimerDataReceived(now);
             if (!InnerPacket.TryGetSourceAndLength(plaintext, out var innerSource, out var innerLength))
             {
                 Counters.Drop(WireGuardDropReason.InvalidInnerPacket);
@@ -919,7 +959,6 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             _transport.WriteToTun(plaintext[..innerLength]);
-            peer.TimerDataReceived(now);
         }
         finally
         {
@@ -989,11 +1028,36 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// A key or identity disposed under a packet in flight (private key changed, peer removed, engine disposed) is
+    /// an expected race and logged at debug level; anything else is a bug or a failing transport.
+    /// </summary>
+    private void ReportError(Exception exception)
+    {
+        if (exception is ObjectDisposedException)
+        {
+            LogDisposedRace(exception);
+        }
+        else
+        {
+            LogInternalError(exception);
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "WireGuard engine: unexpected error while handling a packet (dropped)")]
     private partial void LogInternalError(Exception exception);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard engine: packet dropped, its key was replaced while in flight")]
+    private partial void LogDisposedRace(Exception exception);
+
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no handshake after {Attempts} attempts, giving up")]
     private partial void LogHandshakeGaveUp(WireGuardPublicKey peer, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: new session as {Role}")]
+    private partial void LogSessionDerived(WireGuardPublicKey peer, string role);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no response, handshake retry {Attempt}")]
+    private partial void LogHandshakeRetry(WireGuardPublicKey peer, int attempt);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: cannot create a handshake initiation (invalid static key)")]
     private partial void LogHandshakeCreationFailed(WireGuardPublicKey peer);

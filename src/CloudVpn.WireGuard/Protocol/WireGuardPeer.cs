@@ -21,7 +21,7 @@ internal sealed class WireGuardPeer : IDisposable
     private Keypair? _previous;
     private Keypair? _current;
     private Keypair? _next;
-    private IPEndPoint? _endpoint;
+    private EndpointState? _endpoint;
     private int _persistentKeepalive;
     private long _rxBytes;
     private long _txBytes;
@@ -37,6 +37,7 @@ internal sealed class WireGuardPeer : IDisposable
     private long _armedAt = long.MaxValue;
     private bool _needAnotherKeepalive;
     private bool _disposed;
+    private bool _removed;
 
     public WireGuardPeer(WireGuardEngine engine, WireGuardPublicKey publicKey)
     {
@@ -62,9 +63,16 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Whether the receive-side "last minute" rekey was already started for the current keypair.</summary>
     public bool SentLastMinuteHandshake;
 
-    public bool IsRemoved { get; set; }
+    public bool IsRemoved
+    {
+        get => Volatile.Read(ref _removed);
+        set => Volatile.Write(ref _removed, value);
+    }
 
-    public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint);
+    /// <summary>Order of creation, so snapshots list peers as they were added (as <c>wg showconf</c> expects).</summary>
+    public long Sequence { get; init; }
+
+    public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint)?.EndPoint;
 
     public ushort PersistentKeepalive
     {
@@ -99,11 +107,26 @@ internal sealed class WireGuardPeer : IDisposable
     public void SetEndpoint(IPEndPoint endpoint)
     {
         var current = Volatile.Read(ref _endpoint);
-        if (current is null || !current.Equals(endpoint))
+        if (current is null || !current.EndPoint.Equals(endpoint))
         {
-            Volatile.Write(ref _endpoint, new IPEndPoint(endpoint.Address, endpoint.Port));
+            var copy = new IPEndPoint(endpoint.Address, endpoint.Port);
+            Volatile.Write(ref _endpoint, new EndpointState(copy, copy.Serialize()));
         }
     }
+
+    /// <summary>Sets the endpoint from a raw socket address; compares without allocating, copies only on change.</summary>
+    public void SetEndpoint(SocketAddress address)
+    {
+        var current = Volatile.Read(ref _endpoint);
+        if (current is null || !current.Address.Equals(address))
+        {
+            var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
+            Volatile.Write(ref _endpoint, new EndpointState(endpoint, endpoint.Serialize()));
+        }
+    }
+
+    /// <summary>The endpoint in both forms, swapped as one reference.</summary>
+    private sealed record EndpointState(IPEndPoint EndPoint, SocketAddress Address);
 
     // ---- keypairs ------------------------------------------------------------------------------------------------
 
@@ -218,12 +241,23 @@ internal sealed class WireGuardPeer : IDisposable
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(packet.Length, 1));
         packet.CopyTo(buffer);
         (byte[] Buffer, int Length) dropped = default;
+
+        // a transport that calls back into the engine on this thread during a flush must not take the head the
+        // flush is working on: then the new packet is the one dropped
+        var insideFlush = _stagedLock.IsHeldByCurrentThread;
         lock (_stagedLock)
         {
-            _staged.Enqueue((buffer, packet.Length));
-            if (_staged.Count > WireGuardTimers.MaxStagedPackets)
+            if (insideFlush && _staged.Count >= WireGuardTimers.MaxStagedPackets)
             {
-                dropped = _staged.Dequeue();
+                dropped = (buffer, packet.Length);
+            }
+            else
+            {
+                _staged.Enqueue((buffer, packet.Length));
+                if (_staged.Count > WireGuardTimers.MaxStagedPackets)
+                {
+                    dropped = _staged.Dequeue();
+                }
             }
 
             Volatile.Write(ref _stagedCount, _staged.Count);
@@ -236,30 +270,57 @@ internal sealed class WireGuardPeer : IDisposable
         }
     }
 
-    public bool TryDequeueStaged(out byte[] buffer, out int length)
+    /// <summary>
+    /// Sends the queued packets in order through the engine's current session until that fails (no usable session);
+    /// returns false then. The queue lock is held throughout so two flushing threads cannot reorder or double-send.
+    /// </summary>
+    public bool FlushStaged(WireGuardEngine engine)
     {
+        if (_stagedLock.IsHeldByCurrentThread)
+        {
+            return true; // re-entered through a synchronous transport: the outer flush sends the rest
+        }
+
         lock (_stagedLock)
         {
-            if (_staged.TryDequeue(out var item))
+            while (_staged.TryPeek(out var item))
             {
+                if (!engine.TrySendStaged(this, item.Buffer.AsSpan(0, item.Length)))
+                {
+                    return false;
+                }
+
+                // the head is still ours unless something re-entered and changed the queue
+                if (_staged.TryPeek(out var head) && ReferenceEquals(head.Buffer, item.Buffer))
+                {
+                    _staged.Dequeue();
+                    ArrayPool<byte>.Shared.Return(item.Buffer);
+                }
+
                 Volatile.Write(ref _stagedCount, _staged.Count);
-                (buffer, length) = item;
-                return true;
             }
         }
 
-        buffer = [];
-        length = 0;
-        return false;
+        return true;
     }
 
-    /// <summary>Puts a packet back at the front is not possible with a queue; re-stage at the back (order within a failed flush is kept).</summary>
+    /// <summary>Drops every queued packet (counted), e.g. after giving up on the handshake.</summary>
     public void DropStaged()
     {
-        while (TryDequeueStaged(out var buffer, out _))
+        if (_stagedLock.IsHeldByCurrentThread)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            _engine.Counters.Drop(WireGuardDropReason.QueueOverflow);
+            return; // never pull buffers from under a flush on this thread
+        }
+
+        lock (_stagedLock)
+        {
+            while (_staged.TryDequeue(out var item))
+            {
+                ArrayPool<byte>.Shared.Return(item.Buffer);
+                _engine.Counters.Drop(WireGuardDropReason.QueueOverflow);
+            }
+
+            Volatile.Write(ref _stagedCount, 0);
         }
     }
 
@@ -435,14 +496,11 @@ internal sealed class WireGuardPeer : IDisposable
         }
     }
 
-    /// <summary>After giving up: no passive keepalive, and erase keys after 3 x Reject-After-Time unless a handshake is expected.</summary>
+    /// <summary>After giving up: no passive keepalive, and erase what is left after 3 x Reject-After-Time unless already scheduled.</summary>
     public void TimerGaveUp(long now)
     {
         Volatile.Write(ref _keepaliveAt, 0);
-        if (Volatile.Read(ref _newHandshakeAt) == 0)
-        {
-            SetDeadline(ref _zeroKeysAt, now + WireGuardTimers.ZeroKeyMaterialAfter.Ticks, onlyIfUnset: false);
-        }
+        SetDeadline(ref _zeroKeysAt, now + WireGuardTimers.ZeroKeyMaterialAfter.Ticks, onlyIfUnset: true);
     }
 
     private static bool Due(ref long deadline, long now)

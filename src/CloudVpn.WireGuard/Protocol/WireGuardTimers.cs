@@ -14,7 +14,10 @@ internal static class WireGuardTimers
     public static readonly TimeSpan HandshakeInitiationRate = TimeSpan.FromMilliseconds(20);
     public const int MaxJitterMilliseconds = 333;
 
-    /// <summary>Retries before giving up: Rekey-Attempt-Time / Rekey-Timeout.</summary>
+    /// <summary>
+    /// Rekey-Attempt-Time / Rekey-Timeout. The retransmit timer gives up when the retry count is already past it,
+    /// so there are 19 retries (20 initiations) as in the kernel and wireguard-go.
+    /// </summary>
     public const int MaxHandshakeAttempts = 18;
 
     /// <summary>Receive-side rekey threshold: Reject-After-Time - Keepalive-Timeout - Rekey-Timeout (165 s).</summary>

@@ -80,9 +80,10 @@ public sealed unsafe class TunDevice : IDisposable
     public static TunDevice Create(string name)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
-        if (name.Length > LinuxTun.IfNameSize - 1 || name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsWhiteSpace))
+        if (name.Length > LinuxTun.IfNameSize - 1 || name.Contains('/', StringComparison.Ordinal) || name.Contains(':', StringComparison.Ordinal)
+            || name.Any(char.IsWhiteSpace) || !System.Text.Ascii.IsValid(name) || name is "." or "..")
         {
-            throw new ArgumentException($"Interface name '{name}' is invalid: at most 15 characters, no '/' and no white space.", nameof(name));
+            throw new ArgumentException($"Interface name '{name}' is invalid: 1 to 15 ASCII characters, no '/', ':' or white space.", nameof(name));
         }
 
         var fd = LinuxTun.Open("/dev/net/tun", LinuxTun.ORdwr | LinuxTun.ONonblock | LinuxTun.OCloexec);

@@ -133,7 +133,6 @@ internal static class UapiProtocol
                     {
                         RequireTrue(value, lineNumber, "replace_peers");
                         replacePeers = true;
-                        peers.Clear();
                     }
                     else
                     {

@@ -10,7 +10,7 @@ namespace CloudVpn.WireGuard.Uapi;
 /// </summary>
 /// <remarks>
 /// The socket directory is created with mode 0755 and the socket with mode 0600, before it accepts connections.
-/// A stale socket left by a dead process is replaced; a live one makes <see cref="Start"/> fail. When someone deletes
+/// A stale socket left by a dead process is replaced; a live one makes <see cref="Start(string, IUapiDevice, ILogger, string)"/> fail. When someone deletes
 /// the socket file (the way to stop wireguard-go), <see cref="SocketRemoved"/> completes so the host can shut down.
 /// </remarks>
 public sealed partial class UapiServer : IAsyncDisposable
@@ -27,20 +27,20 @@ public sealed partial class UapiServer : IAsyncDisposable
     private readonly SemaphoreSlim _requestLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly FileSystemWatcher? _watcher;
+    private FileSystemWatcher? _watcher;
+    private Timer? _pollTimer;
     private readonly HashSet<Task> _connections = [];
     private readonly Lock _connectionsLock = new();
     private Task _acceptLoop = Task.CompletedTask;
     private int _disposed;
 
-    private UapiServer(string interfaceName, string socketPath, IUapiDevice device, ILogger logger, Socket listener, FileSystemWatcher? watcher)
+    private UapiServer(string interfaceName, string socketPath, IUapiDevice device, ILogger logger, Socket listener)
     {
         InterfaceName = interfaceName;
         SocketPath = socketPath;
         _device = device;
         _logger = logger;
         _listener = listener;
-        _watcher = watcher;
     }
 
     /// <summary>The interface name the socket is named after.</summary>
@@ -62,7 +62,11 @@ public sealed partial class UapiServer : IAsyncDisposable
     /// <param name="socketDirectory">Directory of the socket (wg only looks in <see cref="DefaultSocketDirectory"/>).</param>
     /// <exception cref="ArgumentException">The interface name is not valid.</exception>
     /// <exception cref="IOException">Another live process serves this interface name.</exception>
-    public static UapiServer Start(string interfaceName, IUapiDevice device, ILogger logger, string socketDirectory = DefaultSocketDirectory)
+    public static UapiServer Start(string interfaceName, IUapiDevice device, ILogger logger, string socketDirectory = DefaultSocketDirectory) =>
+        Start(interfaceName, device, logger, socketDirectory, pollForRemoval: false);
+
+    // pollForRemoval: check the socket file every second instead of watching it with inotify (tests use it).
+    internal static UapiServer Start(string interfaceName, IUapiDevice device, ILogger logger, string socketDirectory, bool pollForRemoval)
     {
         ValidateInterfaceName(interfaceName);
         ArgumentNullException.ThrowIfNull(device);
@@ -81,7 +85,7 @@ public sealed partial class UapiServer : IAsyncDisposable
 
         var socketPath = Path.Combine(socketDirectory, interfaceName + ".sock");
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        FileSystemWatcher? watcher = null;
+        UapiServer? server = null;
         try
         {
             BindReplacingStale(listener, socketPath);
@@ -90,35 +94,16 @@ public sealed partial class UapiServer : IAsyncDisposable
             File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             listener.Listen(16);
 
-            watcher = new FileSystemWatcher(socketDirectory, interfaceName + ".sock")
-            {
-                NotifyFilter = NotifyFilters.FileName,
-                IncludeSubdirectories = false,
-            };
-            var server = new UapiServer(interfaceName, socketPath, device, logger, listener, watcher);
-            watcher.Deleted += (_, _) => server.OnSocketFileGone();
-            watcher.Renamed += (_, e) =>
-            {
-                if (string.Equals(e.OldFullPath, socketPath, StringComparison.Ordinal))
-                {
-                    server.OnSocketFileGone();
-                }
-            };
-            watcher.EnableRaisingEvents = true;
-
-            // The file may have gone between bind and the watch.
-            if (!File.Exists(socketPath))
-            {
-                server.OnSocketFileGone();
-            }
-
+            server = new UapiServer(interfaceName, socketPath, device, logger, listener);
+            server.WatchSocketFile(socketDirectory, pollForRemoval);
             server._acceptLoop = Task.Run(server.AcceptLoopAsync);
             LogListening(logger, interfaceName, socketPath);
             return server;
         }
         catch
         {
-            watcher?.Dispose();
+            server?._watcher?.Dispose();
+            server?._pollTimer?.Dispose();
             listener.Dispose();
             throw;
         }
@@ -136,6 +121,11 @@ public sealed partial class UapiServer : IAsyncDisposable
         {
             _watcher.EnableRaisingEvents = false;
             _watcher.Dispose();
+        }
+
+        if (_pollTimer is not null)
+        {
+            await _pollTimer.DisposeAsync().ConfigureAwait(false);
         }
 
         var removedBySomeoneElse = _socketRemoved.Task.IsCompleted;
@@ -211,6 +201,46 @@ public sealed partial class UapiServer : IAsyncDisposable
         listener.Bind(new UnixDomainSocketEndPoint(socketPath));
     }
 
+    private void WatchSocketFile(string socketDirectory, bool poll)
+    {
+        if (!poll)
+        {
+            var watcher = new FileSystemWatcher(socketDirectory, InterfaceName + ".sock")
+            {
+                NotifyFilter = NotifyFilters.FileName,
+                IncludeSubdirectories = false,
+            };
+            watcher.Deleted += (_, _) => OnSocketFileGone();
+            watcher.Renamed += (_, e) =>
+            {
+                if (string.Equals(e.OldFullPath, SocketPath, StringComparison.Ordinal))
+                {
+                    OnSocketFileGone();
+                }
+            };
+            try
+            {
+                watcher.EnableRaisingEvents = true;
+                _watcher = watcher;
+            }
+            catch (IOException ex)
+            {
+                // Typically the per-user inotify instance limit (fs.inotify.max_user_instances): poll instead.
+                watcher.Dispose();
+                LogPolling(_logger, SocketPath, ex.Message);
+                poll = true;
+            }
+        }
+
+        if (poll)
+        {
+            _pollTimer = new Timer(_ => OnSocketFileGone(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        }
+
+        // The file may have gone before the watch started.
+        OnSocketFileGone();
+    }
+
     private void OnSocketFileGone()
     {
         if (Volatile.Read(ref _disposed) != 0 || File.Exists(SocketPath))
@@ -234,9 +264,29 @@ public sealed partial class UapiServer : IAsyncDisposable
             {
                 client = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
             {
-                return;
+                return; // disposed, or the socket file was removed
+            }
+            catch (SocketException ex)
+            {
+                if (_stopping.IsCancellationRequested || _socketRemoved.Task.IsCompleted)
+                {
+                    return;
+                }
+
+                // Transient (EMFILE, ENOBUFS...): keep serving rather than go deaf.
+                LogAcceptFailed(_logger, InterfaceName, ex.SocketErrorCode.ToString());
+                try
+                {
+                    await Task.Delay(100, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                continue;
             }
 
             var connection = Task.Run(() => ServeConnectionAsync(client));
@@ -439,6 +489,12 @@ public sealed partial class UapiServer : IAsyncDisposable
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Debug, Message = "Userspace API {Interface}: connection error: {Problem}")]
     private static partial void LogConnectionError(ILogger logger, string @interface, string problem);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Debug, Message = "Cannot watch {SocketPath} with inotify ({Problem}); checking it every second instead")]
+    private static partial void LogPolling(ILogger logger, string socketPath, string problem);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Userspace API {Interface}: accepting a connection failed ({Error}); retrying")]
+    private static partial void LogAcceptFailed(ILogger logger, string @interface, string error);
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Could not delete userspace API socket {SocketPath}: {Problem}")]
     private static partial void LogDeleteFailed(ILogger logger, string socketPath, string problem);

@@ -103,6 +103,14 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
         Assert.DoesNotContain("10.80.1.1/32", addresses, StringComparison.Ordinal);
         Assert.True((await tunnel.ApplyAsync(changed)).IsNoOp);
 
+        // key rotation: a new version of the key in the store is picked up by the next apply
+        using var rotated = WireGuardSecretKey.GeneratePrivateKey();
+        await store.PutAsync("gw", rotated.Bytes.ToArray());
+        result = await tunnel.ApplyAsync(changed);
+        Assert.True(result.DeviceChanged);
+        Assert.Empty(result.PeersUpdated);
+        Assert.Equal(rotated.GetPublicKey().ToBase64(), (await tunnel.GetStatusAsync()).PublicKey);
+
         await tunnel.CloseAsync();
         await tunnel.CloseAsync();
         Assert.NotEqual(0, NetnsPair.Exec(net.Left, $"ip link show {name}", check: false).ExitCode);

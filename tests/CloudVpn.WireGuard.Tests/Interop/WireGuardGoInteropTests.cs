@@ -43,6 +43,40 @@ public sealed class WireGuardGoInteropTests
     }
 
     [Fact]
+    public void The_data_path_allocates_nothing_per_packet()
+    {
+        using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.WireGuardGo);
+        var (exit, output) = TunnelPair.Ping(pair.Net.Left, TunnelPair.RightTunnelIp, count: 1);
+        Assert.True(exit == 0, output);
+        AssertIperfBothWays(pair);
+        var (rx, tx) = TunnelPair.Transfer(pair.Left, pair.RightPublic);
+        var packets = (rx + tx) / 1500;
+
+        Assert.True(pair.Left.Terminate(TimeSpan.FromSeconds(10)));
+        var line = System.Text.RegularExpressions.Regex.Match(pair.Left.Output, @"Managed allocations since start: (\d+) bytes");
+        Assert.True(line.Success, pair.Left.Output);
+        var allocated = long.Parse(line.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+        // Start-up, the API requests and the handshake take well under 1 MiB; anything allocated per packet (an
+        // endpoint, a buffer, a boxed value: 24 bytes or more) would push the total past 16 bytes a packet on top.
+        Assert.True(packets > 5000, $"only {packets} packets: too few to tell");
+        Assert.True(allocated < (1 << 20) + (16 * packets), $"{allocated} bytes allocated for {packets} packets");
+    }
+
+    [Fact]
+    public void IPv6_underlay_and_IPv6_inside_the_tunnel()
+    {
+        using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.WireGuardGo, ipv6Underlay: true);
+
+        var (exit, output) = TunnelPair.Ping(pair.Net.Left, TunnelPair.RightTunnelIp6);
+        Assert.True(exit == 0, $"ping6 over an IPv6 underlay failed: {output}\n{pair.Left.Output}");
+        (exit, output) = TunnelPair.Ping(pair.Net.Right, TunnelPair.LeftTunnelIp);
+        Assert.True(exit == 0, $"IPv4 inside, IPv6 outside failed: {output}");
+        Assert.Contains("[2001:db8::1]:51820", pair.Right.Wg($"show {pair.Right.Name} endpoints"), StringComparison.Ordinal);
+        Assert.Contains("[2001:db8::2]:51820", pair.Left.Wg($"show {pair.Left.Name} endpoints"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Roaming_client_address_changes_and_our_gateway_follows()
     {
         // wireguard-go is the client (left, sends keepalives), ours the gateway (right) with no configured endpoint.
@@ -199,6 +233,37 @@ public sealed class DropInLifecycleTests
 
         Assert.True(wg.HasExited, "still running after its interface was deleted");
         Assert.False(File.Exists(wg.SocketPath));
+    }
+
+    [Fact]
+    public void Without_foreground_it_detaches_and_the_parent_returns_once_the_socket_exists()
+    {
+        using var net = new NetnsPair("wd");
+        WireGuardProcess.RequirePrerequisites(Implementation.CloudVpn);
+        var name = WireGuardProcess.UniqueName("cvb");
+        var socket = $"/var/run/wireguard/{name}.sock";
+        try
+        {
+            var (exit, stdout, stderr) = NetnsPair.Exec(net.Left, $"{WireGuardProcess.DropInPath} {name}", check: false, timeoutMs: 20_000);
+            Assert.True(exit == 0, stdout + stderr);
+            Assert.True(File.Exists(socket));
+            Assert.Contains("mtu 1420", NetnsPair.Exec(net.Left, $"ip link show {name}").Stdout, StringComparison.Ordinal);
+            Assert.Contains("listening port", NetnsPair.Exec(net.Left, $"wg show {name}").Stdout, StringComparison.Ordinal);
+
+            // the detached daemon stops when its socket goes, taking the interface with it
+            File.Delete(socket);
+            var sw = Stopwatch.StartNew();
+            while (NetnsPair.Exec(net.Left, $"ip link show {name}", check: false).ExitCode == 0 && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Sleep(100);
+            }
+
+            Assert.NotEqual(0, NetnsPair.Exec(net.Left, $"ip link show {name}", check: false).ExitCode);
+        }
+        finally
+        {
+            File.Delete(socket);
+        }
     }
 
     [Fact]

@@ -14,8 +14,8 @@ internal sealed class TestNamespace : IDisposable
         Prerequisite.RequireRoot();
         Prerequisite.RequireCommand("ip");
         Name = $"{prefix}{Environment.ProcessId % 100000}x{Interlocked.Increment(ref s_counter)}";
-        Cmd.Run("ip", $"netns add {Name}");
-        Cmd.Run("ip", $"-n {Name} link set lo up");
+        // One process for both steps: spawning is the slow part under emulation (the kernel VM).
+        Cmd.Sh($"ip netns add {Name} && ip -n {Name} link set lo up");
     }
 
     public string Name { get; }

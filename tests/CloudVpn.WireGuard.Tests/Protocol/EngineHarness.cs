@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using CloudVpn.WireGuard.Keys;
 using CloudVpn.WireGuard.Protocol;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -56,13 +57,14 @@ internal sealed class EnginePair : IDisposable
     public static readonly IPNetwork ATunnel = IPNetwork.Parse("10.0.0.1/32");
     public static readonly IPNetwork BTunnel = IPNetwork.Parse("10.0.0.2/32");
 
-    public EnginePair(bool withPsk = false, bool aKnowsBEndpoint = true, bool bKnowsAEndpoint = false)
+    public EnginePair(bool withPsk = false, bool aKnowsBEndpoint = true, bool bKnowsAEndpoint = false, ILogger<WireGuardEngine>? logger = null)
     {
         AKey = WireGuardSecretKey.GeneratePrivateKey();
         BKey = WireGuardSecretKey.GeneratePrivateKey();
-        A = new WireGuardEngine(ATransport, Time, NullLogger<WireGuardEngine>.Instance) { PrivateKey = AKey };
-        B = new WireGuardEngine(BTransport, Time, NullLogger<WireGuardEngine>.Instance) { PrivateKey = BKey };
-        using var psk = withPsk ? WireGuardSecretKey.GeneratePresharedKey() : null;
+        A = new WireGuardEngine(ATransport, Time, logger ?? NullLogger<WireGuardEngine>.Instance) { PrivateKey = AKey };
+        B = new WireGuardEngine(BTransport, Time, logger ?? NullLogger<WireGuardEngine>.Instance) { PrivateKey = BKey };
+        Psk = withPsk ? WireGuardSecretKey.GeneratePresharedKey() : null;
+        var psk = Psk;
         A.SetPeer(new WireGuardPeerConfig
         {
             PublicKey = B.PublicKey, PresharedKey = psk, AllowedIps = [BTunnel, IPNetwork.Parse("fd00::2/128")],
@@ -74,6 +76,8 @@ internal sealed class EnginePair : IDisposable
             Endpoint = bKnowsAEndpoint ? AEndpoint : null,
         });
     }
+
+    public WireGuardSecretKey? Psk { get; }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero));
 
@@ -154,6 +158,7 @@ internal sealed class EnginePair : IDisposable
         B.Dispose();
         AKey.Dispose();
         BKey.Dispose();
+        Psk?.Dispose();
     }
 
     /// <summary>A minimal IPv4 packet (UDP protocol number, no real UDP header needed by the engine).</summary>

@@ -32,6 +32,8 @@ public sealed class TunDeviceTests
     {
         Assert.Throws<ArgumentException>(() => TunDevice.Create("a-name-that-is-too-long"));
         Assert.Throws<ArgumentException>(() => TunDevice.Create("bad/name"));
+        Assert.Throws<ArgumentException>(() => TunDevice.Create("wg\u00e9"));
+        Assert.Throws<ArgumentException>(() => TunDevice.Create("wg0:1"));
     }
 
     [Fact]

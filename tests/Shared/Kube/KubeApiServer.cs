@@ -131,8 +131,9 @@ internal sealed class KubeApiServer
             $"--secure-port={securePort} --cert-dir={dir}/certs --service-account-key-file={dir}/sa.pub " +
             $"--service-account-signing-key-file={dir}/sa.key --service-account-issuer=https://kubernetes.default.svc " +
             $"--token-auth-file={dir}/tokens.csv --authorization-mode=RBAC --service-cluster-ip-range=10.96.0.0/16 " +
-            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook " +
-            "--disable-admission-plugins=StorageObjectInUseProtection,DefaultStorageClass,PersistentVolumeClaimResize,DefaultTolerationSeconds,TaintNodesByCondition,Priority,RuntimeClass,CertificateApproval,CertificateSigning,CertificateSubjectRestriction,DefaultIngressClass",
+            "--enable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook " +
+            // no controller-manager creates service accounts and their tokens here, so pods are admitted without them
+            "--disable-admission-plugins=ServiceAccount,StorageObjectInUseProtection,DefaultStorageClass,PersistentVolumeClaimResize,DefaultTolerationSeconds,TaintNodesByCondition,Priority,RuntimeClass,CertificateApproval,CertificateSigning,CertificateSubjectRestriction,DefaultIngressClass",
             Path.Combine(dir, "kube-apiserver.log"));
         server.Url = $"https://127.0.0.1:{securePort}";
 
@@ -246,6 +247,15 @@ internal sealed class KubeApiServer
             }
             catch (InvalidOperationException)
             {
+            }
+        }
+
+        if (Environment.GetEnvironmentVariable("CLOUDVPN_KEEP_KUBE_LOGS") is { Length: > 0 } keep)
+        {
+            Directory.CreateDirectory(keep);
+            foreach (var log in Directory.GetFiles(_dir, "*.log"))
+            {
+                File.Copy(log, Path.Combine(keep, Path.GetFileName(log)), overwrite: true);
             }
         }
 
