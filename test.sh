@@ -48,7 +48,8 @@ for script in tests/prerequisites.d/*.sh; do
   case "$script" in
     *.background.sh)
       log "prerequisite (background): $script"
-      bash "$script" >"TestResults/$(basename "$script" .sh).log" 2>&1 &
+      # lowest CPU priority: the tests running meanwhile (some measure gaps in traffic) come first
+      nice -n 19 bash "$script" >"TestResults/$(basename "$script" .sh).log" 2>&1 &
       BACKGROUND_PIDS+=("$!:$script") ;;
     *)
       log "prerequisite: $script"

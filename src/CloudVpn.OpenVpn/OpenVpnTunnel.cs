@@ -4,7 +4,6 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using CloudVpn.OpenVpn.Configuration;
-using CloudVpn.OpenVpn.Interop;
 using CloudVpn.OpenVpn.Management;
 using CloudVpn.OpenVpn.Pki;
 using CloudVpn.OpenVpn.Supervision;

@@ -146,6 +146,27 @@ public sealed class KeyRotationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_key_deleted_behind_the_loops_back_is_read_again_instead_of_failing_forever()
+    {
+        await _store.PutAsync("psk/site-a", new byte[] { 1 }, cancellationToken: Ct);
+        await _store.PutAsync("psk/site-a", new byte[] { 2 }, cancellationToken: Ct);
+        using var loop = Loop([Participant(new KeyReadingTunnel(_store))]);
+        await loop.TickAsync(Ct);
+        Assert.Equal(2, loop.States[Psk].VersionInForce);
+        await _store.DeleteAsync("psk/site-a", Ct);
+        await _store.PutAsync("psk/site-a", new byte[] { 9 }, cancellationToken: Ct); // re-created: version 1
+        _time.Advance(TimeSpan.FromHours(1));
+
+        await loop.TickAsync(Ct); // CAS on version 2 fails: the state is dropped
+        Assert.False(loop.States.ContainsKey(Psk));
+        await loop.TickAsync(Ct); // read again: version 1 (an hour old, so due) is rotated to 2 on top of it
+        Assert.Equal(2, loop.States[Psk].VersionInForce);
+        using var rotated = await _store.GetAsync("psk/site-a", cancellationToken: Ct);
+        Assert.Equal(2, rotated!.Version);
+        Assert.NotEqual([9], rotated.Value.ToArray());
+    }
+
+    [Fact]
     public async Task Rotations_are_counted_and_key_age_is_exported()
     {
         await _store.PutAsync("psk/site-a", new byte[] { 1 }, cancellationToken: Ct);

@@ -65,8 +65,16 @@ internal sealed class RunningWebhook : IAsyncDisposable
         return new HttpClient(handler);
     }
 
+    private bool _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         await _app.StopAsync();
         await _app.DisposeAsync();
         Certificate.Dispose();

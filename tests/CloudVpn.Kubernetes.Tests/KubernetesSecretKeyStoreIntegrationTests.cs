@@ -260,6 +260,35 @@ public sealed class KubernetesSecretKeyStoreIntegrationTests
         }
     }
 
+    [Fact]
+    public async Task A_Role_limited_to_the_key_Secrets_is_enough_to_read_rotate_and_watch_precreated_keys()
+    {
+        var (kube, ns) = await SetupAsync("ks-names");
+        using var admin = kube.AdminClient();
+        var options = new KubernetesSecretKeyStoreOptions { Namespace = ns, WatchTimeout = TimeSpan.FromSeconds(2) };
+        var installer = new KubernetesSecretKeyStore(admin, options);
+        await installer.PutAsync("gw/private", new byte[] { 1 }, cancellationToken: Ct); // created at install time
+        await installer.PutAsync("other", new byte[] { 7 }, cancellationToken: Ct);
+        await BindAsync(admin, KubernetesSecretKeyStoreRbac.RoleForSecrets("cloudvpn-key-gw", ns, [installer.SecretNameFor("gw/private")]), "dave");
+        using var dave = kube.UserClient("dave");
+        var store = new KubernetesSecretKeyStore(dave, options);
+
+        await using var watch = new WatchRecorder(store.WatchAsync("gw/private", Ct));
+        await Task.Delay(300, Ct);
+        Assert.Equal(2, await store.PutAsync("gw/private", new byte[] { 2 }, expectedVersion: 1, Ct));
+        await watch.WaitForAsync(new KeyStoreChange("gw/private", KeyStoreChangeKind.Written, 2));
+        using (var read = await store.GetAsync("gw/private", cancellationToken: Ct))
+        {
+            Assert.Equal([2], read!.Value.ToArray());
+        }
+
+        // Everything else is out of reach: another key, a new key, deleting.
+        var other = await Assert.ThrowsAsync<KeyStoreException>(async () => await store.GetAsync("other", cancellationToken: Ct));
+        Assert.Contains("403", other.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<KeyStoreException>(async () => await store.PutAsync("new", new byte[] { 1 }, cancellationToken: Ct));
+        await Assert.ThrowsAsync<KeyStoreException>(async () => await store.DeleteAsync("gw/private", Ct));
+    }
+
     private static async Task<(KubeApiServer Kube, string Namespace)> SetupAsync(string prefix)
     {
         var kube = await KubeApiServer.GetAsync();

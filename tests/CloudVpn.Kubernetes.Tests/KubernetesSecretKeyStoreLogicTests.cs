@@ -73,6 +73,12 @@ public sealed class KubernetesSecretKeyStoreLogicTests
         Assert.Equal("vpn", role.Metadata.NamespaceProperty);
         Assert.Equal(["get", "list", "watch"], KubernetesSecretKeyStoreRbac.Role("r", "vpn", readOnly: true).Rules[0].Verbs);
 
+        var named = KubernetesSecretKeyStoreRbac.RoleForSecrets("r", "vpn", ["cloudvpn-key-gw"]).Rules.Single();
+        Assert.Equal(["cloudvpn-key-gw"], named.ResourceNames);
+        Assert.Equal(["get", "list", "update", "watch"], named.Verbs.Order(StringComparer.Ordinal));
+        Assert.DoesNotContain("update", KubernetesSecretKeyStoreRbac.RoleForSecrets("r", "vpn", ["x"], readOnly: true).Rules[0].Verbs);
+        Assert.Throws<ArgumentException>(() => KubernetesSecretKeyStoreRbac.RoleForSecrets("r", "vpn", []));
+
         var yaml = KubernetesYaml.Serialize(KubernetesSecretKeyStoreRbac.Binding(role, KubernetesSecretKeyStoreRbac.ServiceAccount("gateway", "vpn")));
         Assert.Contains("kind: RoleBinding", yaml, StringComparison.Ordinal);
         Assert.Contains("kind: ServiceAccount", yaml, StringComparison.Ordinal);

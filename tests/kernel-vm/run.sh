@@ -47,14 +47,14 @@ VMLINUZ="$KROOT/boot/vmlinuz-$KVER"
 
 # The initramfs: static busybox, the modules (with their dependencies, in load order) and /init.
 INITRD="$CACHE/initrd-$KVER.cpio.gz"
-INIT_VERSION=4
+INIT_VERSION=6
 if [ ! -f "$INITRD" ] || [ "$(cat "$INITRD.version" 2>/dev/null)" != "$INIT_VERSION" ]; then
   WORK=$(mktemp -d)
   mkdir -p "$WORK"/{bin,proc,sys,dev,host,ctl,work,modules}
   cp /bin/busybox "$WORK/bin/busybox"
   for a in sh mount umount mkdir insmod poweroff cat echo sleep chroot; do ln -s busybox "$WORK/bin/$a"; done
   : > "$WORK/modules/order"
-  for m in virtio_pci 9pnet_virtio 9p wireguard veth; do
+  for m in virtio_pci 9pnet_virtio 9p wireguard veth tun; do
     modprobe -d "$KROOT" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}' | while read -r f; do
       base=$(basename "$f")
       if [ ! -f "$WORK/modules/$base" ]; then
@@ -81,6 +81,8 @@ mount -t tmpfs tmpfs /host/run
 mount -t tmpfs tmpfs /host/dev/shm
 mkdir -p /host/run/netns /host/var/run 2>/dev/null
 WORKDIR=$(cat /ctl/workdir)
+# a checkout under /tmp or /run lies on the fresh tmpfs: make its mount point there
+mkdir -p "/host$WORKDIR" 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 work "/host$WORKDIR"
 mkdir -p /host/tmp/cloudvpn-ctl
 mount --bind /ctl /host/tmp/cloudvpn-ctl

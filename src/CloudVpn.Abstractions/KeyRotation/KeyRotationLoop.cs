@@ -358,6 +358,21 @@ public sealed partial class KeyRotationLoop : IDisposable
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             var current = _states[key];
+            if (ex is KeyStoreConflictException && current.Phase == KeyRotationPhase.Idle)
+            {
+                // The store holds an older version than the one in force (deleted and re-created, restored from a
+                // backup): forget what we knew and read the store again at the next attempt.
+                _states.TryRemove(key, out _);
+                _rotations.Add(1, new TagList { { "key_id", key.KeyId }, { "result", "failure" } });
+                LogStateReloaded(_logger, key.KeyId, ex.Message);
+                if (throwOnFailure)
+                {
+                    throw;
+                }
+
+                return false;
+            }
+
             var failures = current.ConsecutiveFailures + 1;
             var delay = TimeSpan.FromTicks(Math.Min(_options.MaxRetryDelay.Ticks, _options.RetryDelay.Ticks * (1L << Math.Min(failures - 1, 20))));
             Set(key, current with { ConsecutiveFailures = failures, NextAttemptAt = _time.GetUtcNow() + delay });
@@ -441,6 +456,9 @@ public sealed partial class KeyRotationLoop : IDisposable
 
     [LoggerMessage(EventId = 506, Level = LogLevel.Warning, Message = "Key rotation {KeyId} failed in phase {Phase}; version {VersionInForce} stays in force; retrying in {Delay}")]
     private static partial void LogStepFailed(ILogger logger, Exception exception, string keyId, KeyRotationPhase phase, long versionInForce, TimeSpan delay);
+
+    [LoggerMessage(EventId = 508, Level = LogLevel.Warning, Message = "Key rotation {KeyId}: the store no longer matches what was in force ({Error}); re-reading it")]
+    private static partial void LogStateReloaded(ILogger logger, string keyId, string error);
 
     [LoggerMessage(EventId = 507, Level = LogLevel.Warning, Message = "Key rotation {KeyId}: cannot read the key store: {Error}")]
     private static partial void LogLoadFailed(ILogger logger, string keyId, string error);

@@ -20,6 +20,25 @@ public static class KubernetesSecretKeyStoreRbac
     /// <summary>The Role for a store in <paramref name="namespace"/>; <paramref name="readOnly"/> drops the write verbs.</summary>
     public static V1Role Role(string name, string @namespace, bool readOnly = false) => RoleWithVerbs(name, @namespace, readOnly ? ReadOnlyVerbs : Verbs);
 
+    /// <summary>
+    /// A Role limited to the named key Secrets (see <see cref="KubernetesSecretKeyStore.SecretNameFor"/>), for deployments
+    /// that create those Secrets up front: get, list and watch (the store watches one key with a
+    /// <c>metadata.name</c> field selector, which RBAC matches against the names) and, unless
+    /// <paramref name="readOnly"/>, update. Such a store cannot create or delete keys, nor watch every key at once.
+    /// </summary>
+    public static V1Role RoleForSecrets(string name, string @namespace, IEnumerable<string> secretNames, bool readOnly = false)
+    {
+        var names = secretNames.ToList();
+        if (names.Count == 0)
+        {
+            throw new ArgumentException("Name at least one Secret.", nameof(secretNames));
+        }
+
+        var role = RoleWithVerbs(name, @namespace, readOnly ? ReadOnlyVerbs : [.. ReadOnlyVerbs, "update"]);
+        role.Rules[0].ResourceNames = names;
+        return role;
+    }
+
     /// <summary>A Role with exactly <paramref name="verbs"/> on secrets (for tests proving each verb is needed).</summary>
     public static V1Role RoleWithVerbs(string name, string @namespace, IEnumerable<string> verbs) => new()
     {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using CloudVpn.WireGuard.Netlink;
 using CloudVpn.WireGuard.Protocol;
 using CloudVpn.WireGuard.Tun;
 using CloudVpn.WireGuard.Uapi;
@@ -23,6 +24,8 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     private readonly ITimer _housekeeping;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _configGate = new();
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _netns;
+    private readonly string? _netnsId;
     private UapiServer? _uapi;
     private int _disposed;
 
@@ -34,6 +37,14 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         _logger = logger;
         Mtu = mtu;
         UapiDevice = new EngineUapiDevice(this);
+
+        // Remember the network namespace the device was created in: a socket made later (a new listen port) must be
+        // made there too, whichever thread asks for it.
+        _netnsId = CurrentNetnsId();
+        if (_netnsId is not null)
+        {
+            _netns = File.OpenHandle(ThreadNetnsPath);
+        }
         _housekeeping = time.CreateTimer(_ => Housekeep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
@@ -75,6 +86,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         var tun = TunDevice.Create(options.Name);
         UdpBind? udp = null;
         WireGuardEngine? engine = null;
+        WireGuardDevice? device = null;
         try
         {
             tun.SetMtu(options.Mtu);
@@ -86,7 +98,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
                 ListenPort = (ushort)udp.Port,
                 FirewallMark = options.FirewallMark,
             };
-            var device = new WireGuardDevice(tun, udp, engine, loggerFactory.CreateLogger<WireGuardDevice>(), time, options.Mtu);
+            device = new WireGuardDevice(tun, udp, engine, loggerFactory.CreateLogger<WireGuardDevice>(), time, options.Mtu);
             var e = engine;
             tun.StartReader(e.HandleTunPacket, device.OnTunError);
             udp.StartReceiving(e.HandleDatagram, device.OnUdpHandlerError);
@@ -97,7 +109,18 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
 
             if (options.UapiSocketDirectory is not null)
             {
-                device._uapi = UapiServer.Start(tun.Name, device.UapiDevice, loggerFactory.CreateLogger<UapiServer>(), options.UapiSocketDirectory);
+                try
+                {
+                    device._uapi = UapiServer.Start(tun.Name, device.UapiDevice, loggerFactory.CreateLogger<UapiServer>(), options.UapiSocketDirectory);
+                }
+                catch (Exception ex) when (!options.UapiSocketRequired && ex is IOException or UnauthorizedAccessException or SocketException)
+                {
+                    LogNoUapi(device._logger, tun.Name, options.UapiSocketDirectory, ex.Message);
+                }
+            }
+
+            if (device._uapi is not null)
+            {
                 device._uapi.SocketRemoved.ContinueWith(
                     t => device.OnSocketRemoved(t.IsCompletedSuccessfully),
                     CancellationToken.None,
@@ -110,6 +133,8 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         }
         catch
         {
+            device?._housekeeping.Dispose();
+            device?._netns?.Dispose();
             engine?.Dispose();
             udp?.Dispose();
             tun.Dispose();
@@ -123,8 +148,38 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     {
         lock (_configGate)
         {
-            _udp.Rebind(port);
+            if (_netns is not null && !string.Equals(CurrentNetnsId(), _netnsId, StringComparison.Ordinal))
+            {
+                NetworkNamespace.Run($"/proc/self/fd/{_netns.DangerousGetHandle()}", () =>
+                {
+                    _udp.Rebind(port);
+                    return 0;
+                });
+            }
+            else
+            {
+                _udp.Rebind(port);
+            }
+
             Engine.ListenPort = (ushort)_udp.Port;
+        }
+    }
+
+    private const string ThreadNetnsPath = "/proc/thread-self/ns/net";
+
+    private static string? CurrentNetnsId()
+    {
+        try
+        {
+            return File.ResolveLinkTarget(ThreadNetnsPath, returnFinalTarget: false)?.FullName is { } target ? Path.GetFileName(target) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 
@@ -171,6 +226,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         _udp.Dispose();
         _tun.Dispose();
         Engine.Dispose();
+        _netns?.Dispose();
         Close("disposed");
     }
 
@@ -214,6 +270,10 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         {
             // the interface is gone: the TUN reader reports it
         }
+        catch (ObjectDisposedException)
+        {
+            // disposed while this tick ran
+        }
     }
 
     private void OnTunError(Exception error)
@@ -236,6 +296,9 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "WireGuard device {Name} stopped: {Reason}")]
     private static partial void LogTunGone(ILogger logger, string name, string reason);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "WireGuard device {Name} runs without the wg socket in {Directory}: {Reason}")]
+    private static partial void LogNoUapi(ILogger logger, string name, string directory, string reason);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "The engine threw on the {Path} path (the packet was dropped)")]
     private static partial void LogHandlerError(ILogger logger, string path, Exception error);

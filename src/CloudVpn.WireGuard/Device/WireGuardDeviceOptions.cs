@@ -21,6 +21,12 @@ public sealed class WireGuardDeviceOptions
     /// </summary>
     public string? UapiSocketDirectory { get; init; } = "/var/run/wireguard";
 
+    /// <summary>
+    /// When true (the default) a socket that cannot be served (directory not writable, another live process serving the
+    /// name) fails <see cref="WireGuardDevice.Create"/>; when false the device runs without it and logs a warning.
+    /// </summary>
+    public bool UapiSocketRequired { get; init; } = true;
+
     /// <summary>Bring the interface up once created (wireguard-go leaves that to <c>ip link set up</c>).</summary>
     public bool BringUp { get; init; }
 }

@@ -113,7 +113,7 @@ internal sealed partial class KernelWireGuardTunnel : ITunnel
     /// <summary>Brings link and device to <paramref name="state"/>; the caller serializes calls.</summary>
     internal TunnelApplyResult Apply(DesiredState state, bool initial)
     {
-        var linkChanged = ApplyLink(state.Device);
+        var linkChanged = ApplyLink(state.Device, state.Addresses);
 
         var config = new WireGuardInterfaceConfig
         {
@@ -228,7 +228,7 @@ internal sealed partial class KernelWireGuardTunnel : ITunnel
         _gate.Dispose();
     }
 
-    private bool ApplyLink(DeviceSpec device)
+    private bool ApplyLink(DeviceSpec device, IReadOnlySet<(IPAddress Address, int PrefixLength)> addresses)
     {
         var changed = false;
         var state = _rt.GetLinkState(_index);
@@ -246,7 +246,8 @@ internal sealed partial class KernelWireGuardTunnel : ITunnel
             changed = true;
         }
 
-        var wanted = device.Addresses.Select(a => (Address: a.BaseAddress, a.PrefixLength)).ToHashSet();
+        // the effective interface addresses (DeviceSpec.InterfaceAddresses and exact /32, /128 Addresses), host bits kept
+        var wanted = addresses.ToHashSet();
         var present = _rt.GetAddresses(_index).Where(a => !a.Address.IsIPv6LinkLocal).ToHashSet();
         foreach (var (address, prefix) in present.Where(a => !wanted.Contains(a)))
         {

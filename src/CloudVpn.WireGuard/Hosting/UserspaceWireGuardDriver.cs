@@ -15,7 +15,8 @@ namespace CloudVpn.WireGuard.Hosting;
 /// </summary>
 /// <remarks>
 /// Driver settings (<see cref="TunnelSpec.DriverSettings"/>): <c>wireguard-userspace.uapi-socket-directory</c> (default
-/// <c>/var/run/wireguard</c>; <c>none</c> serves no socket), <c>wireguard-userspace.routes</c> (<c>true</c>: install a
+/// <c>/var/run/wireguard</c>, skipped with a warning when it cannot be served, for example on a read-only root file
+/// system; set explicitly it must work; <c>none</c> serves no socket), <c>wireguard-userspace.routes</c> (<c>true</c>: install a
 /// route per allowed IP; <c>false</c>: leave routing to the host), <c>wireguard-userspace.netns</c> (create the device
 /// inside that named network namespace).
 /// </remarks>
@@ -102,6 +103,9 @@ public sealed class UserspaceWireGuardDriver : ITunnelDriver
                 ListenPort = spec.Device.ListenPort,
                 FirewallMark = spec.Device.FirewallMark,
                 UapiSocketDirectory = settings.UapiSocketDirectory,
+
+                // the default socket is a convenience for `wg show`; only a directory asked for explicitly must work
+                UapiSocketRequired = settings.UapiSocketDirectoryExplicit,
             };
             var device = settings.NetworkNamespace is { } ns
                 ? NetworkNamespace.Run(ns, () => WireGuardDevice.Create(options, _loggerFactory, _time))
@@ -127,7 +131,7 @@ public sealed class UserspaceWireGuardDriver : ITunnelDriver
 }
 
 /// <summary>The driver's settings from <see cref="TunnelSpec.DriverSettings"/>, validated.</summary>
-internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool InstallRoutes, string? NetworkNamespace)
+internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool InstallRoutes, string? NetworkNamespace, bool UapiSocketDirectoryExplicit = false)
 {
     private const string Prefix = "wireguard-userspace.";
 
@@ -136,6 +140,7 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
         var values = spec.DriverSettings;
         var errors = new List<string>();
         string? uapi = "/var/run/wireguard";
+        var uapiExplicit = false;
         var routes = true;
         string? netns = null;
         foreach (var (key, value) in values)
@@ -148,6 +153,7 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
             switch (key[Prefix.Length..])
             {
                 case "uapi-socket-directory":
+                    uapiExplicit = true;
                     uapi = string.Equals(value, "none", StringComparison.Ordinal) ? null : value;
                     if (uapi is not null && !Path.IsPathRooted(uapi))
                     {
@@ -176,6 +182,6 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
             throw new ArgumentException($"Invalid driver settings for {UserspaceWireGuardDriver.DriverName}: {string.Join("; ", errors)}.", nameof(spec));
         }
 
-        return new UserspaceTunnelSettings(uapi, routes, netns);
+        return new UserspaceTunnelSettings(uapi, routes, netns, uapiExplicit);
     }
 }

@@ -105,28 +105,26 @@ internal static unsafe partial class LinuxTun
         }
     }
 
-    /// <summary>Runs an interface ioctl (SIOC*) on a throwaway AF_INET datagram socket.</summary>
-    public static int InterfaceIoctl(uint request, ref IfReq ifreq)
+    /// <summary>
+    /// An AF_INET datagram socket for interface ioctls (SIOC*). It belongs to the network namespace of the thread that
+    /// opened it, so a device created inside another namespace keeps one to configure itself from any thread.
+    /// </summary>
+    /// <returns>The descriptor, or a negative errno.</returns>
+    public static int OpenControlSocket()
     {
         const int AfInet = 2;
         const int SockDgram = 2;
         const int SockCloexec = 0x80000;
         var fd = Socket(AfInet, SockDgram | SockCloexec, 0);
-        if (fd < 0)
-        {
-            return Marshal.GetLastPInvokeError();
-        }
+        return fd < 0 ? -Marshal.GetLastPInvokeError() : fd;
+    }
 
-        try
+    /// <summary>Runs an interface ioctl (SIOC*) on <paramref name="controlFd"/>; returns 0 or the errno.</summary>
+    public static int InterfaceIoctl(int controlFd, uint request, ref IfReq ifreq)
+    {
+        fixed (IfReq* p = &ifreq)
         {
-            fixed (IfReq* p = &ifreq)
-            {
-                return Ioctl(fd, request, p) < 0 ? Marshal.GetLastPInvokeError() : 0;
-            }
-        }
-        finally
-        {
-            _ = Close(fd);
+            return Ioctl(controlFd, request, p) < 0 ? Marshal.GetLastPInvokeError() : 0;
         }
     }
 

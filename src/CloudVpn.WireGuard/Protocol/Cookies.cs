@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Org.BouncyCastle.Crypto.Digests;
 
 namespace CloudVpn.WireGuard.Protocol;
 
@@ -26,23 +27,40 @@ internal static class CookieKeys
 /// The responder side of the cookie mechanism for one static identity: checks mac1 and mac2 of incoming handshake
 /// messages and writes cookie replies. The cookie secret is random and renewed every 120 s.
 /// </summary>
-internal sealed class CookieChecker
+internal sealed class CookieChecker : IDisposable
 {
     private readonly byte[] _mac1Key = new byte[32];
     private readonly byte[] _cookieKey = new byte[32];
     private readonly byte[] _secret = GC.AllocateArray<byte>(32, pinned: true);
     private readonly Lock _secretLock = new();
+    private readonly ThreadLocal<Blake2sDigest> _mac1Digests;
     private long _secretBirth = long.MinValue;
 
-    public CookieChecker(ReadOnlySpan<byte> localPublicKey) => CookieKeys.Derive(localPublicKey, _mac1Key, _cookieKey);
+    public CookieChecker(ReadOnlySpan<byte> localPublicKey)
+    {
+        CookieKeys.Derive(localPublicKey, _mac1Key, _cookieKey);
+
+        // mac1 is checked on every handshake message before anything else, garbage included: one keyed digest
+        // per thread (BLAKE2s keeps its key across resets) so that check allocates nothing
+        _mac1Digests = new ThreadLocal<Blake2sDigest>(() => new Blake2sDigest(_mac1Key, Blake2s.MacLength, null, null));
+    }
 
     /// <summary>mac1 over the message up to mac1 (fixed-time compare).</summary>
     public bool CheckMac1(ReadOnlySpan<byte> message)
     {
         var mac1Offset = message.Length - (2 * Blake2s.MacLength);
         Span<byte> expected = stackalloc byte[Blake2s.MacLength];
-        Blake2s.Mac(expected, _mac1Key, message[..mac1Offset]);
+        var digest = _mac1Digests.Value!;
+        digest.Reset();
+        digest.BlockUpdate(message[..mac1Offset]);
+        digest.DoFinal(expected);
         return CryptographicOperations.FixedTimeEquals(expected, message.Slice(mac1Offset, Blake2s.MacLength));
+    }
+
+    public void Dispose()
+    {
+        CryptographicOperations.ZeroMemory(_secret);
+        _mac1Digests.Dispose();
     }
 
     /// <summary>mac2 = MAC(cookie for <paramref name="source"/>, message up to mac2).</summary>

@@ -55,6 +55,7 @@ internal sealed class StaticIdentity : IDisposable
     {
         CryptographicOperations.ZeroMemory(PrivateKey);
         Key.Dispose();
+        Cookies.Dispose();
     }
 }
 

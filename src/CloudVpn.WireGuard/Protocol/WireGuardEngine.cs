@@ -129,7 +129,8 @@ public sealed partial class WireGuardEngine : IDisposable
     // ================================================================================================ configuration
 
     /// <summary>Adds or updates the peer named by <see cref="WireGuardPeerConfig.PublicKey"/>.</summary>
-    /// <exception cref="ArgumentException">The public key is empty or is the interface's own.</exception>
+    /// <remarks>A peer with the interface's own public key is ignored, as wg does.</remarks>
+    /// <exception cref="ArgumentException">The public key is empty.</exception>
     public void SetPeer(WireGuardPeerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -215,7 +216,7 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
-    /// <summary>A snapshot of every peer.</summary>
+    /// <summary>A snapshot of every peer, in the order the peers were added.</summary>
     public IReadOnlyList<WireGuardPeerSnapshot> GetPeers()
     {
         var result = new List<WireGuardPeerSnapshot>();
@@ -288,7 +289,7 @@ public sealed partial class WireGuardEngine : IDisposable
 #pragma warning restore CA1031
         {
             Counters.Drop(WireGuardDropReason.InternalError);
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -494,7 +495,7 @@ public sealed partial class WireGuardEngine : IDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -527,7 +528,7 @@ public sealed partial class WireGuardEngine : IDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
-            LogInternalError(e);
+            ReportError(e);
         }
     }
 
@@ -535,7 +536,8 @@ public sealed partial class WireGuardEngine : IDisposable
 
     /// <summary>
     /// Handles one UDP datagram from <paramref name="source"/>. Never throws: a malformed, unauthenticated, replayed
-    /// or unroutable datagram is dropped and counted in <see cref="Counters"/>.
+    /// or unroutable datagram is dropped and counted in <see cref="Counters"/>. The engine copies the endpoint when it
+    /// keeps it, so the caller may reuse one instance.
     /// </summary>
     public void HandleDatagram(ReadOnlySpan<byte> datagram, IPEndPoint source)
     {
@@ -544,6 +546,33 @@ public sealed partial class WireGuardEngine : IDisposable
             return;
         }
 
+        HandleDatagramCore(datagram, source, null);
+    }
+
+    /// <summary>
+    /// Handles one UDP datagram whose source is a raw socket address, as
+    /// <see cref="System.Net.Sockets.Socket.ReceiveFrom(Span{byte}, System.Net.Sockets.SocketFlags, SocketAddress)"/>
+    /// fills it: transport data from a known endpoint then costs no allocation at all. Same contract as the
+    /// <see cref="IPEndPoint"/> overload; the engine copies what it keeps, so the caller may reuse the instance.
+    /// </summary>
+    public void HandleDatagram(ReadOnlySpan<byte> datagram, SocketAddress source)
+    {
+        if (_disposed || source is null)
+        {
+            return;
+        }
+
+        if (source.Family is not (System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6))
+        {
+            Counters.Drop(WireGuardDropReason.InternalError);
+            return;
+        }
+
+        HandleDatagramCore(datagram, null, source);
+    }
+
+    private void HandleDatagramCore(ReadOnlySpan<byte> datagram, IPEndPoint? endPoint, SocketAddress? address)
+    {
         try
         {
             if (datagram.Length < 4)
@@ -561,13 +590,13 @@ public sealed partial class WireGuardEngine : IDisposable
             switch (datagram[0])
             {
                 case MessageFormat.Transport when datagram.Length >= MessageFormat.TransportOverhead:
-                    HandleTransport(datagram, source);
+                    HandleTransport(datagram, endPoint, address);
                     break;
                 case MessageFormat.Initiation when datagram.Length == MessageFormat.InitiationLength:
-                    HandleInitiation(datagram, source);
+                    HandleInitiation(datagram, endPoint ?? ToEndPoint(address!));
                     break;
                 case MessageFormat.Response when datagram.Length == MessageFormat.ResponseLength:
-                    HandleResponse(datagram, source);
+                    HandleResponse(datagram, endPoint ?? ToEndPoint(address!));
                     break;
                 case MessageFormat.CookieReply when datagram.Length == MessageFormat.CookieReplyLength:
                     HandleCookieReply(datagram);
@@ -585,9 +614,11 @@ public sealed partial class WireGuardEngine : IDisposable
 #pragma warning restore CA1031
         {
             Counters.Drop(WireGuardDropReason.InternalError);
-            LogInternalError(e);
+            ReportError(e);
         }
     }
+
+    private static IPEndPoint ToEndPoint(SocketAddress address) => (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
 
     private bool PassesHandshakeGate(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, uint senderIndex, long now)
     {
@@ -839,7 +870,7 @@ public sealed partial class WireGuardEngine : IDisposable
         Counters.CookieReplyReceived();
     }
 
-    private void HandleTransport(ReadOnlySpan<byte> message, IPEndPoint source)
+    private void HandleTransport(ReadOnlySpan<byte> message, IPEndPoint? sourceEndPoint, SocketAddress? sourceAddress)
     {
         var receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.TransportReceiver..]);
         if (!_indices.TryGetValue(receiver, out var target) || target is not Keypair keypair || !keypair.TryAcquire())
@@ -882,7 +913,14 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             var peer = keypair.Peer;
-            peer.SetEndpoint(source);
+            if (sourceEndPoint is not null)
+            {
+                peer.SetEndpoint(sourceEndPoint);
+            }
+            else
+            {
+                peer.SetEndpoint(sourceAddress!);
+            }
             peer.AddRx(message.Length);
             if (peer.ReceivedWithKeypair(keypair))
             {
@@ -990,8 +1028,27 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// A key or identity disposed under a packet in flight (private key changed, peer removed, engine disposed) is
+    /// an expected race and logged at debug level; anything else is a bug or a failing transport.
+    /// </summary>
+    private void ReportError(Exception exception)
+    {
+        if (exception is ObjectDisposedException)
+        {
+            LogDisposedRace(exception);
+        }
+        else
+        {
+            LogInternalError(exception);
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "WireGuard engine: unexpected error while handling a packet (dropped)")]
     private partial void LogInternalError(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard engine: packet dropped, its key was replaced while in flight")]
+    private partial void LogDisposedRace(Exception exception);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "WireGuard peer {Peer}: no handshake after {Attempts} attempts, giving up")]
     private partial void LogHandshakeGaveUp(WireGuardPublicKey peer, int attempts);

@@ -21,7 +21,7 @@ internal sealed class WireGuardPeer : IDisposable
     private Keypair? _previous;
     private Keypair? _current;
     private Keypair? _next;
-    private IPEndPoint? _endpoint;
+    private EndpointState? _endpoint;
     private int _persistentKeepalive;
     private long _rxBytes;
     private long _txBytes;
@@ -72,7 +72,7 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Order of creation, so snapshots list peers as they were added (as <c>wg showconf</c> expects).</summary>
     public long Sequence { get; init; }
 
-    public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint);
+    public IPEndPoint? Endpoint => Volatile.Read(ref _endpoint)?.EndPoint;
 
     public ushort PersistentKeepalive
     {
@@ -107,11 +107,26 @@ internal sealed class WireGuardPeer : IDisposable
     public void SetEndpoint(IPEndPoint endpoint)
     {
         var current = Volatile.Read(ref _endpoint);
-        if (current is null || !current.Equals(endpoint))
+        if (current is null || !current.EndPoint.Equals(endpoint))
         {
-            Volatile.Write(ref _endpoint, new IPEndPoint(endpoint.Address, endpoint.Port));
+            var copy = new IPEndPoint(endpoint.Address, endpoint.Port);
+            Volatile.Write(ref _endpoint, new EndpointState(copy, copy.Serialize()));
         }
     }
+
+    /// <summary>Sets the endpoint from a raw socket address; compares without allocating, copies only on change.</summary>
+    public void SetEndpoint(SocketAddress address)
+    {
+        var current = Volatile.Read(ref _endpoint);
+        if (current is null || !current.Address.Equals(address))
+        {
+            var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
+            Volatile.Write(ref _endpoint, new EndpointState(endpoint, endpoint.Serialize()));
+        }
+    }
+
+    /// <summary>The endpoint in both forms, swapped as one reference.</summary>
+    private sealed record EndpointState(IPEndPoint EndPoint, SocketAddress Address);
 
     // ---- keypairs ------------------------------------------------------------------------------------------------
 

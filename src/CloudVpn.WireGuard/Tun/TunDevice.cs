@@ -19,15 +19,17 @@ public sealed unsafe class TunDevice : IDisposable
 
     private readonly int _fd;
     private readonly int _wakeFd;
+    private readonly int _controlFd;
     private readonly byte[] _readBuffer = GC.AllocateArray<byte>(MaxPacketSize, pinned: true);
     private Thread? _reader;
     private volatile bool _stopping;
     private int _disposed;
 
-    private TunDevice(int fd, int wakeFd, string name)
+    private TunDevice(int fd, int wakeFd, int controlFd, string name)
     {
         _fd = fd;
         _wakeFd = wakeFd;
+        _controlFd = controlFd;
         Name = name;
     }
 
@@ -117,17 +119,26 @@ public sealed unsafe class TunDevice : IDisposable
             throw new IOException($"eventfd failed: {LinuxTun.Describe(errno)}.");
         }
 
-        return new TunDevice(fd, wakeFd, LinuxTun.GetName(ref request));
+        var controlFd = LinuxTun.OpenControlSocket();
+        if (controlFd < 0)
+        {
+            _ = LinuxTun.Close(fd);
+            _ = LinuxTun.Close(wakeFd);
+            throw new IOException($"Cannot open a control socket: {LinuxTun.Describe(-controlFd)}.");
+        }
+
+        return new TunDevice(fd, wakeFd, controlFd, LinuxTun.GetName(ref request));
     }
 
-    /// <summary>The interface MTU as the kernel reports it.</summary>
+    /// <summary>The interface MTU as the kernel reports it (read in the device's own network namespace, from any thread).</summary>
     public int Mtu
     {
         get
         {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
             var request = default(LinuxTun.IfReq);
             LinuxTun.SetName(ref request, Name);
-            var errno = LinuxTun.InterfaceIoctl(LinuxTun.SiocGIfMtu, ref request);
+            var errno = LinuxTun.InterfaceIoctl(_controlFd, LinuxTun.SiocGIfMtu, ref request);
             if (errno != 0)
             {
                 throw new IOException($"Cannot read the MTU of '{Name}': {LinuxTun.Describe(errno)}.");
@@ -146,10 +157,11 @@ public sealed unsafe class TunDevice : IDisposable
             throw new ArgumentOutOfRangeException(nameof(mtu), mtu, "MTU must be between 576 and 65535.");
         }
 
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var request = default(LinuxTun.IfReq);
         LinuxTun.SetName(ref request, Name);
         SetMtuOf(ref request, mtu);
-        var errno = LinuxTun.InterfaceIoctl(LinuxTun.SiocSIfMtu, ref request);
+        var errno = LinuxTun.InterfaceIoctl(_controlFd, LinuxTun.SiocSIfMtu, ref request);
         if (errno != 0)
         {
             throw new IOException($"Cannot set the MTU of '{Name}' to {mtu}: {LinuxTun.Describe(errno)}.");
@@ -159,13 +171,14 @@ public sealed unsafe class TunDevice : IDisposable
     /// <summary>Brings the interface up or down (SIOCSIFFLAGS).</summary>
     public void SetUp(bool up)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var request = default(LinuxTun.IfReq);
         LinuxTun.SetName(ref request, Name);
-        var errno = LinuxTun.InterfaceIoctl(LinuxTun.SiocGIfFlags, ref request);
+        var errno = LinuxTun.InterfaceIoctl(_controlFd, LinuxTun.SiocGIfFlags, ref request);
         if (errno == 0)
         {
             request.Flags = up ? (short)(request.Flags | LinuxTun.IffUp) : (short)(request.Flags & ~LinuxTun.IffUp);
-            errno = LinuxTun.InterfaceIoctl(LinuxTun.SiocSIfFlags, ref request);
+            errno = LinuxTun.InterfaceIoctl(_controlFd, LinuxTun.SiocSIfFlags, ref request);
         }
 
         if (errno != 0)
@@ -292,6 +305,7 @@ public sealed unsafe class TunDevice : IDisposable
 
         _ = LinuxTun.Close(_fd);
         _ = LinuxTun.Close(_wakeFd);
+        _ = LinuxTun.Close(_controlFd);
     }
 
     private static int MtuOf(ref LinuxTun.IfReq request)

@@ -48,7 +48,9 @@ public sealed class ChartOnApiServerTests
         using var admin = server.AdminClient();
         var ns = await server.CreateNamespaceAsync("helm");
 
-        helm.Ok($"install vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} --set server.publicEndpoint={HelmChart.PublicEndpoint}");
+        var notes = helm.Ok($"install vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} --set server.publicEndpoint={HelmChart.PublicEndpoint}");
+        Assert.Contains($"kubectl -n {ns} create job vpn-gateway-key-init --from=cronjob/vpn-gateway-key-rotation", notes, StringComparison.Ordinal);
+        Assert.Contains("pod-security.kubernetes.io/enforce=privileged", notes, StringComparison.Ordinal);
         var installed = await AssertAllStoredAsync(admin, helm, "vpn-gateway", ns);
         // Kubernetes 1.20 serves only the older versions of these kinds: the chart picked them from the server's APIs.
         Assert.Equal("batch/v1beta1", installed.Single(o => o.Kind == "CronJob").ApiVersion);
@@ -57,7 +59,7 @@ public sealed class ChartOnApiServerTests
         Assert.Equal(["NET_ADMIN"], deployment.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add);
         Assert.Equal("0", deployment.Spec.Strategy.RollingUpdate.MaxUnavailable.Value);
 
-        // The gateway writes its key into the chart's empty Secret; an upgrade must keep it.
+        // The rotation job writes the key into the chart's empty Secret; an upgrade must keep it.
         var secret = await admin.CoreV1.ReadNamespacedSecretAsync("vpn-gateway-keys", ns, cancellationToken: Ct);
         Assert.True(secret.Data is null || secret.Data.Count == 0);
         secret.Data = new Dictionary<string, byte[]> { ["private-key.v1"] = Encoding.ASCII.GetBytes("stand-in for a key version") };

@@ -77,6 +77,19 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
         // the same spec again: nothing to do
         Assert.True((await tunnel.ApplyAsync(spec)).IsNoOp);
 
+        // someone changes the MTU behind our back: status reports the MTU in use, and the next apply restores the spec's
+        NetnsPair.Exec(net.Left, $"ip link set dev {name} mtu 1300");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while ((await tunnel.GetStatusAsync()).Mtu != 1300 && sw.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(1300, (await tunnel.GetStatusAsync()).Mtu);
+        Assert.True((await tunnel.ApplyAsync(spec)).DeviceChanged);
+        Assert.Contains("mtu 1400", NetnsPair.Exec(net.Left, $"ip -o link show {name}").Stdout, StringComparison.Ordinal);
+        Assert.True((await tunnel.ApplyAsync(spec)).IsNoOp);
+
         // a changed spec: peer 2 removed, peer 1's allowed IPs changed, a new peer 3, another address
         var peer3 = WireGuardSecretKey.GeneratePrivateKey().GetPublicKey().ToBase64();
         var changed = spec with
@@ -102,6 +115,13 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
         Assert.DoesNotContain("fd80::1/64", addresses, StringComparison.Ordinal);
         Assert.DoesNotContain("10.80.1.1/32", addresses, StringComparison.Ordinal);
         Assert.True((await tunnel.ApplyAsync(changed)).IsNoOp);
+
+        // a new listen port: the socket is made inside the device's namespace, not the caller's
+        var moved = changed with { Device = changed.Device with { ListenPort = 51833 } };
+        Assert.True((await tunnel.ApplyAsync(moved)).DeviceChanged);
+        Assert.Contains(":51833", NetnsPair.Exec(net.Left, "ss -uln").Stdout, StringComparison.Ordinal);
+        Assert.Equal(51833, (await tunnel.GetStatusAsync()).ListenPort);
+        changed = moved;
 
         // key rotation: a new version of the key in the store is picked up by the next apply
         using var rotated = WireGuardSecretKey.GeneratePrivateKey();
@@ -156,6 +176,36 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
         Assert.True(peer.ReceivedBytes > 0 && peer.TransmittedBytes > 0);
         Assert.True(status.ListenPort > 0);
         Assert.Contains(ourKey.GetPublicKey().ToBase64(), wgGo.Wg($"show {wgGo.Name} latest-handshakes"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_explicit_socket_directory_must_work_and_the_interface_is_not_left_behind()
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
+        using var net = new NetnsPair("wz");
+        await _services.GetRequiredService<IKeyStore>().PutAsync("gw", WireGuardSecretKey.GeneratePrivateKey().Bytes.ToArray());
+        var name = $"cvdrx{Environment.ProcessId % 10000}";
+        var spec = new TunnelSpec(new DeviceSpec(name, new KeyReference("gw"), 0, []), [])
+        {
+            // a directory below a regular file can never be created
+            DriverSettings = new Dictionary<string, string> { ["wireguard-userspace.netns"] = net.Left, ["wireguard-userspace.uapi-socket-directory"] = "/etc/hostname/wg" },
+        };
+        await Assert.ThrowsAnyAsync<IOException>(async () => await _services.GetRequiredService<UserspaceWireGuardDriver>().OpenAsync(spec));
+        Assert.NotEqual(0, NetnsPair.Exec(net.Left, $"ip link show {name}", check: false).ExitCode);
+    }
+
+    [Fact]
+    public async Task An_optional_socket_that_cannot_be_served_leaves_a_working_device()
+    {
+        Prerequisite.RequireRoot();
+        Prerequisite.Require(File.Exists("/dev/net/tun"), "/dev/net/tun");
+        using var net = new NetnsPair("wz");
+        var options = new CloudVpn.WireGuard.Device.WireGuardDeviceOptions { Name = $"cvdry{Environment.ProcessId % 10000}", UapiSocketDirectory = "/etc/hostname/wg", UapiSocketRequired = false };
+        await using var device = CloudVpn.WireGuard.Netlink.NetworkNamespace.Run(net.Left, () => CloudVpn.WireGuard.Device.WireGuardDevice.Create(options));
+        Assert.True(device.ListenPort > 0);
+        Assert.False(device.Closed.IsCompleted);
+        Assert.Equal(0, NetnsPair.Exec(net.Left, $"ip link show {options.Name}", check: false).ExitCode);
     }
 
     [Fact]

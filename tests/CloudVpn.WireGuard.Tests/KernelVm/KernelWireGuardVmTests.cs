@@ -27,7 +27,7 @@ public sealed class KernelWireGuardVmTests : IDisposable
     public KernelWireGuardVmTests()
     {
         var services = new ServiceCollection().AddLogging();
-        services.AddCloudVpn().AddFileKeyStore(_keyDir).AddWireGuardKernel();
+        services.AddCloudVpn().AddFileKeyStore(_keyDir).AddWireGuardKernel().AddWireGuard();
         _services = services.BuildServiceProvider();
     }
 
@@ -254,6 +254,44 @@ public sealed class KernelWireGuardVmTests : IDisposable
 
         await a.CloseAsync(Ct);
         Assert.DoesNotContain("cvwga", Cmd.Run("ip", $"-n {pair.Left} -o link show").Stdout, StringComparison.Ordinal);
+    }
+
+    [KernelVmFact]
+    public async Task Kernel_interface_and_our_userspace_wireguard_handshake_and_carry_ping()
+    {
+        using var pair = new VmNamespacePair();
+        var (keyK, pubK) = await NewKeyAsync("k");
+        var (keyU, pubU) = await NewKeyAsync("u");
+        var kernelSpec = new TunnelSpec(new DeviceSpec("cvwgk", keyK, 51830, [IPNetwork.Parse("10.98.0.1/32")]),
+            [new PeerSpec(pubU.ToBase64(), [IPNetwork.Parse("10.98.0.2/32")]) { Endpoint = $"{pair.RightIp}:51831" }])
+        {
+            DriverSettings = new Dictionary<string, string> { ["wireguard-kernel.netns"] = pair.Left },
+        };
+        var userspaceSpec = new TunnelSpec(new DeviceSpec("cvwgu", keyU, 51831, [IPNetwork.Parse("10.98.0.2/32")]),
+            [new PeerSpec(pubK.ToBase64(), [IPNetwork.Parse("10.98.0.1/32")]) { Endpoint = $"{pair.LeftIp}:51830" }])
+        {
+            DriverSettings = new Dictionary<string, string> { ["wireguard-userspace.netns"] = pair.Right, ["wireguard-userspace.uapi-socket-directory"] = "none" },
+        };
+
+        await using var kernel = await Driver.OpenAsync(kernelSpec, Ct);
+        var userspaceDriver = _services.GetServices<ITunnelDriver>().Single(d => d.Name == "wireguard-userspace");
+        await using var userspace = await userspaceDriver.OpenAsync(userspaceSpec, Ct);
+        Phase("opened");
+
+        // Both directions: the userspace side initiates the handshake (its first run JIT-compiles the engine, slow under
+        // emulation, hence several tries), then the kernel side sends over the session.
+        var fromUserspace = Cmd.Run("/bin/sh", $"-c \"for i in 1 2 3 4 5 6; do ip netns exec {pair.Right} ping -c 1 -W 5 10.98.0.1 && exit 0; done; exit 1\"", check: false, timeoutMs: 120_000);
+        Assert.True(fromUserspace.ExitCode == 0, fromUserspace.Stdout + fromUserspace.Stderr + Cmd.Run("ip", $"netns exec {pair.Left} wg show cvwgk", check: false).Stdout);
+        var fromKernel = Cmd.Run("ip", $"netns exec {pair.Left} ping -c 2 -W 3 10.98.0.2", check: false, timeoutMs: 60_000);
+        Assert.True(fromKernel.ExitCode == 0, fromKernel.Stdout + fromKernel.Stderr);
+        Phase("pings");
+
+        var kernelPeer = Assert.Single((await kernel.GetStatusAsync(Ct)).Peers);
+        Assert.NotNull(kernelPeer.LastHandshake);
+        Assert.True(kernelPeer.ReceivedBytes > 0);
+        var userspacePeer = Assert.Single((await userspace.GetStatusAsync(Ct)).Peers);
+        Assert.NotNull(userspacePeer.LastHandshake);
+        Assert.True(userspacePeer.ReceivedBytes > 0);
     }
 
     [KernelVmFact]

@@ -94,11 +94,12 @@ public sealed class EngineInteropTests
             _process.BeginOutputReadLine();
             _process.BeginErrorReadLine();
             var deadline = Stopwatch.StartNew();
-            while (NetnsPair.Exec(ns, $"ip link show {Name}", check: false).ExitCode != 0)
+            // the TUN interface comes first, the configuration socket right after it: wait for both
+            while (NetnsPair.Exec(ns, $"ip link show {Name}", check: false).ExitCode != 0 || !File.Exists($"/var/run/wireguard/{Name}.sock"))
             {
                 if (deadline.Elapsed > TimeSpan.FromSeconds(10) || _process.HasExited)
                 {
-                    throw new InvalidOperationException("wireguard-go did not create its interface");
+                    throw new InvalidOperationException("wireguard-go did not create its interface and socket");
                 }
 
                 Thread.Sleep(100);

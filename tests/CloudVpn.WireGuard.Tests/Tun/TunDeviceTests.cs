@@ -24,7 +24,9 @@ public sealed class TunDeviceTests
         var link = NetnsPair.Exec(ns.Left, "ip -o link show cvtun0").Stdout;
         Assert.Contains("mtu 1380", link, StringComparison.Ordinal);
         Assert.Contains(",UP", link, StringComparison.Ordinal);
-        Assert.Equal(1380, NetworkNamespace.Run(ns.Left, () => tun.Mtu));
+        Assert.Equal(1380, tun.Mtu); // read from this thread, outside the namespace: the device keeps its own control socket
+        tun.SetMtu(1360);
+        Assert.Contains("mtu 1360", NetnsPair.Exec(ns.Left, "ip -o link show cvtun0").Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
