@@ -118,10 +118,12 @@ internal sealed partial class GatewayService(
     /// <summary>The desired tunnel: the key version pinned so that a new version is a visible change for the driver.</summary>
     internal TunnelSpec BuildSpec(long keyVersion, IReadOnlyList<PeerEntry> peers)
     {
-        var (address, _) = Settings.ParsedAddress;
-        // IPNetwork cannot hold a host address with a shorter prefix (10.8.0.1/24 becomes 10.8.0.0/24), so the device
-        // gets its host address as /32 and each peer's allowed IPs are routed to it.
-        var device = new DeviceSpec(Settings.Interface, new KeyReference(GatewayKey.KeyId, Version: keyVersion), Settings.ListenPort, [new IPNetwork(address, 32)], Settings.Mtu);
+        var (address, prefix) = Settings.ParsedAddress;
+        // the host address with the network's prefix (10.8.0.1/24), which IPNetwork-typed Addresses cannot hold
+        var device = new DeviceSpec(Settings.Interface, new KeyReference(GatewayKey.KeyId, Version: keyVersion), Settings.ListenPort, [], Settings.Mtu)
+        {
+            InterfaceAddresses = [new InterfaceAddress(address, prefix)],
+        };
         return new TunnelSpec(device, [.. peers.Select(p => p.ToSpec())]);
     }
 

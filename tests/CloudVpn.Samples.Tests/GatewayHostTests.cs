@@ -39,7 +39,8 @@ public sealed class GatewayHostTests : IDisposable
             var spec = Assert.Single(gateway.Driver.Specs);
             Assert.Equal("cloudvpn0", spec.Device.Name);
             Assert.Equal(new KeyReference(GatewayKey.KeyId, Version: 1), spec.Device.PrivateKey);
-            Assert.Equal([IPNetwork.Parse("10.8.0.1/32")], spec.Device.Addresses);
+            Assert.Empty(spec.Device.Addresses);
+            Assert.Equal([new CloudVpn.Tunnels.InterfaceAddress(IPAddress.Parse("10.8.0.1"), 24)], spec.Device.InterfaceAddresses);
             var first = Assert.Single(spec.Peers);
             Assert.Equal("client1", first.Name);
             Assert.Equal([IPNetwork.Parse("10.8.0.2/32")], first.AllowedIps);
