@@ -42,10 +42,10 @@ internal static class MetricsExposition
             w.Sample("cloudvpn_status_age_seconds", (s.Now - at).TotalSeconds);
         }
 
-        w.Family("cloudvpn_peers_configured", "gauge", "Peers in the gateway's configuration (peers.json).");
-        w.Sample("cloudvpn_peers_configured", s.PeersConfigured);
-        w.Family("cloudvpn_peers_active", "gauge", "Peers whose last handshake is younger than the active window (3 minutes by default).");
-        w.Sample("cloudvpn_peers_active", s.PeersActive);
+        w.Family("cloudvpn_configured_peers", "gauge", "Peers in the gateway's configuration (peers.json).");
+        w.Sample("cloudvpn_configured_peers", s.PeersConfigured);
+        w.Family("cloudvpn_active_peers", "gauge", "Peers whose last handshake is younger than the active window (3 minutes by default).");
+        w.Sample("cloudvpn_active_peers", s.PeersActive);
 
         w.Family("cloudvpn_handshakes_total", "counter", "Handshakes by result: success (a session was established) or failure (a handshake message was rejected).");
         w.Sample("cloudvpn_handshakes_total", s.HandshakesSucceeded, ("result", "success"));

@@ -77,7 +77,7 @@ public sealed class GatewayEndToEndTests : IDisposable
         var fields = PeersTests.ParseWgQuick(config);
         Assert.Equal($"{net.LeftIp}:51820", fields["Peer.Endpoint"]);
         Assert.Equal("503", Curl(net.Left, "-s -o /dev/null -w %{http_code} http://127.0.0.1:9586/readyz"));
-        Assert.Equal(0, MetricValue(Curl(net.Left, "-s http://127.0.0.1:9586/metrics"), "cloudvpn_peers_active"));
+        Assert.Equal(0, MetricValue(Curl(net.Left, "-s http://127.0.0.1:9586/metrics"), "cloudvpn_active_peers"));
 
         // 2. the client: wireguard-go with the printed file (wg takes the [Peer] part and the key; ip sets the address)
         var client = Start("ip", $"netns exec {net.Right} wireguard-go -f {clientIf}");
@@ -95,7 +95,7 @@ public sealed class GatewayEndToEndTests : IDisposable
         Assert.True(ping.ExitCode == 0, $"ping through the tunnel failed: {ping.Stdout}{ping.Stderr}\ngateway log:\n{gateway.Stdout}");
 
         // 4. metrics moved, readiness turned true, the connection event is in the JSON log
-        await WaitForAsync(() => MetricValue(Curl(net.Left, "-s http://127.0.0.1:9586/metrics"), "cloudvpn_peers_active") == 1, "peers_active 1", gateway);
+        await WaitForAsync(() => MetricValue(Curl(net.Left, "-s http://127.0.0.1:9586/metrics"), "cloudvpn_active_peers") == 1, "peers_active 1", gateway);
         var metrics = Curl(net.Left, "-s http://127.0.0.1:9586/metrics");
         Assert.True(MetricValue(metrics, "cloudvpn_peer_receive_bytes_total{peer=\"client1\"}") >= 3 * 84, metrics);
         Assert.True(MetricValue(metrics, "cloudvpn_peer_transmit_bytes_total{peer=\"client1\"}") >= 3 * 84, metrics);

@@ -70,7 +70,7 @@ public sealed class GatewayHostTests : IDisposable
 
             await Eventually.HoldsAsync(() => gateway.Driver.Specs[^1].Peers.Count == 2, "the new peer to be applied");
             Assert.Contains(gateway.Driver.Specs[^1].Peers, p => p.Name == "laptop" && p.PublicKey == added.Peer.PublicKey);
-            await Eventually.HoldsAsync(async () => await gateway.MetricAsync("cloudvpn_peers_configured") == 2, "peers_configured 2");
+            await Eventually.HoldsAsync(async () => await gateway.MetricAsync("cloudvpn_configured_peers") == 2, "peers_configured 2");
 
             // a broken file is refused and counted; the peers in force stay
             await File.WriteAllTextAsync(gateway.Options.PeersFile, "{\"peers\": [ {\"name\": \"x\"} ]}");

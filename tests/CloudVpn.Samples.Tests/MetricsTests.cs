@@ -79,8 +79,8 @@ public sealed partial class MetricsTests
         double Value(string name, string labels = "") => Assert.Single(samples, s => s.Name == name && s.Labels == labels).Value;
 
         Assert.Equal(1, Value("cloudvpn_gateway_ready"));
-        Assert.Equal(2, Value("cloudvpn_peers_configured"));
-        Assert.Equal(1, Value("cloudvpn_peers_active"));
+        Assert.Equal(2, Value("cloudvpn_configured_peers"));
+        Assert.Equal(1, Value("cloudvpn_active_peers"));
         Assert.Equal(1, Value("cloudvpn_handshakes_total", "{result=\"success\"}"));
         Assert.Equal(3, Value("cloudvpn_handshakes_total", "{result=\"failure\"}"));
         Assert.Equal(3, Value("cloudvpn_handshake_failures_total", "{reason=\"invalid_mac\"}"));

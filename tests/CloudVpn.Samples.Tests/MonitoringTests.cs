@@ -138,7 +138,7 @@ public sealed partial class MonitoringTests : IDisposable
                     {
                         try
                         {
-                            using var answer = JsonDocument.Parse(await http.GetStringAsync(new Uri("/api/v1/query?query=cloudvpn_peers_configured", UriKind.Relative)));
+                            using var answer = JsonDocument.Parse(await http.GetStringAsync(new Uri("/api/v1/query?query=cloudvpn_configured_peers", UriKind.Relative)));
                             result = answer.RootElement.GetProperty("data").GetProperty("result").Clone();
                             return result.GetArrayLength() > 0;
                         }
@@ -147,7 +147,7 @@ public sealed partial class MonitoringTests : IDisposable
                             return false;
                         }
                     },
-                    "prometheus to hold cloudvpn_peers_configured",
+                    "prometheus to hold cloudvpn_configured_peers",
                     timeoutMs: 60_000);
 
                 var sample = result[0];

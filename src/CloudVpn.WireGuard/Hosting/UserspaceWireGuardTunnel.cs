@@ -201,7 +201,67 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
         }).ToArray();
         using var privateKey = engine.PrivateKey;
         var publicKey = privateKey?.GetPublicKey().ToBase64();
-        return new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey, _device.Mtu, peers);
+        var (failures, drops) = CountersByReason(engine.Counters);
+        return new TunnelStatus(Name, DriverName, isUp, _device.ListenPort, publicKey, _device.Mtu, peers)
+        {
+            HandshakesCompleted = engine.Counters.HandshakesCompleted,
+            HandshakeFailures = failures,
+            Drops = drops,
+        };
+    }
+
+    /// <summary>
+    /// The engine's counters as the status model's labels: rejected handshake messages (and handshakes given up,
+    /// <c>timeout</c>) by reason, and every other dropped packet by reason, in snake_case.
+    /// </summary>
+    internal static (Dictionary<string, long> HandshakeFailures, Dictionary<string, long> Drops) CountersByReason(WireGuardEngineCounters counters)
+    {
+        var failures = new Dictionary<string, long>(StringComparer.Ordinal) { ["timeout"] = counters.HandshakeGiveUps };
+        var drops = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var reason in Enum.GetValues<WireGuardDropReason>())
+        {
+            var count = counters.Drops(reason);
+            switch (reason)
+            {
+                case WireGuardDropReason.InvalidMac1:
+                    failures["invalid_mac"] = count;
+                    break;
+                case WireGuardDropReason.HandshakeFailed:
+                    failures["handshake_failed"] = count;
+                    break;
+                case WireGuardDropReason.HandshakeReplayed:
+                    failures["replay"] = count;
+                    break;
+                case WireGuardDropReason.RateLimited:
+                    failures["rate_limited"] = count;
+                    break;
+                case WireGuardDropReason.InvalidCookieReply:
+                    failures["invalid_cookie_reply"] = count;
+                    break;
+                default:
+                    drops[SnakeCase(reason.ToString())] = count;
+                    break;
+            }
+        }
+
+        return (failures, drops);
+    }
+
+    private static string SnakeCase(string name)
+    {
+        var sb = new System.Text.StringBuilder(name.Length + 8);
+        for (var i = 0; i < name.Length; i++)
+        {
+            var c = name[i];
+            if (char.IsUpper(c) && i > 0)
+            {
+                sb.Append('_');
+            }
+
+            sb.Append(char.ToLowerInvariant(c));
+        }
+
+        return sb.ToString();
     }
 
     public async ValueTask CloseAsync(CancellationToken cancellationToken = default)
