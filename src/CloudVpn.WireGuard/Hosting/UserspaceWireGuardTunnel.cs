@@ -197,6 +197,8 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             {
                 Name = names.GetValueOrDefault(p.PublicKey),
                 AllowedIps = p.AllowedIps,
+                ReceivedPackets = p.RxPackets,
+                TransmittedPackets = p.TxPackets,
             };
         }).ToArray();
         using var privateKey = engine.PrivateKey;

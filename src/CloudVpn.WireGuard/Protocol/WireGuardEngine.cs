@@ -229,7 +229,11 @@ public sealed partial class WireGuardEngine : IDisposable
             }
 
             result.Add(new WireGuardPeerSnapshot(peer.PublicKey, psk, peer.Endpoint, _allowedIps.PrefixesOf(peer), peer.LastHandshake,
-                peer.RxBytes, peer.TxBytes, peer.PersistentKeepalive));
+                peer.RxBytes, peer.TxBytes, peer.PersistentKeepalive)
+            {
+                RxPackets = peer.RxPackets,
+                TxPackets = peer.TxPackets,
+            });
         }
 
         return result;

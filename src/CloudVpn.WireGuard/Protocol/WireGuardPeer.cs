@@ -25,6 +25,8 @@ internal sealed class WireGuardPeer : IDisposable
     private int _persistentKeepalive;
     private long _rxBytes;
     private long _txBytes;
+    private long _rxPackets;
+    private long _txPackets;
     private long _lastHandshakeUtcTicks;
     private int _stagedCount;
 
@@ -99,9 +101,23 @@ internal sealed class WireGuardPeer : IDisposable
 
     public bool HasStagedPackets => Volatile.Read(ref _stagedCount) > 0;
 
-    public void AddRx(int bytes) => Interlocked.Add(ref _rxBytes, bytes);
+    public void AddRx(int bytes)
+    {
+        Interlocked.Add(ref _rxBytes, bytes);
+        Interlocked.Increment(ref _rxPackets);
+    }
 
-    public void AddTx(int bytes) => Interlocked.Add(ref _txBytes, bytes);
+    public void AddTx(int bytes)
+    {
+        Interlocked.Add(ref _txBytes, bytes);
+        Interlocked.Increment(ref _txPackets);
+    }
+
+    /// <summary>Datagrams received from the peer.</summary>
+    public long RxPackets => Interlocked.Read(ref _rxPackets);
+
+    /// <summary>Datagrams sent to the peer.</summary>
+    public long TxPackets => Interlocked.Read(ref _txPackets);
 
     /// <summary>Sets the endpoint (a copy); no allocation when it is unchanged.</summary>
     public void SetEndpoint(IPEndPoint endpoint)

@@ -22,6 +22,12 @@ public sealed record WireGuardPeerSnapshot(
     long TxBytes,
     ushort PersistentKeepalive)
 {
+    /// <summary>Datagrams received from the peer (handshake and transport, as <see cref="RxBytes"/> counts them).</summary>
+    public long RxPackets { get; init; }
+
+    /// <summary>Datagrams sent to the peer.</summary>
+    public long TxPackets { get; init; }
+
     /// <summary>True when a (non-zero) preshared key is set.</summary>
     public bool HasPresharedKey => PresharedKey is not null;
 }

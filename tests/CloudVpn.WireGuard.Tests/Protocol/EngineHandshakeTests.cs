@@ -178,6 +178,12 @@ public sealed class EngineHandshakeTests
         Assert.Equal(aSent, b.RxBytes);
         Assert.Equal(a.RxBytes, b.TxBytes);
         Assert.Equal(148 + 16 + 48 + 16, aSent); // the initiation, then the queued 40-byte packet padded to 48
+        // and whole datagrams as packets: the initiation and the data packet one way, the response the other
+        Assert.Equal(pair.ATransport.AllSent.Count, a.TxPackets);
+        Assert.Equal(2, a.TxPackets);
+        Assert.Equal(a.TxPackets, b.RxPackets);
+        Assert.Equal(b.TxPackets, a.RxPackets);
+        Assert.Equal(1, b.TxPackets);
     }
 
     [Fact]
