@@ -212,6 +212,13 @@ public sealed class ChartOnApiServerTests
         using var admin = server.AdminClient();
         var ns = await server.CreateNamespaceAsync("built");
         var settings = ValueSets.Get(set) with { Namespace = ns };
+        // node ports are cluster-wide: the chart installs of the same value set (another test, maybe running at the
+        // same time on the shared server) use the set's port, so the objects stored here take the next one
+        if (settings.Service.NodePort is { } nodePort)
+        {
+            settings = settings with { Service = settings.Service with { NodePort = nodePort + 1 } };
+        }
+
         var objects = GatewayManifestBuilder.Build(settings, KubernetesVersion.V1_20);
 
         // First a server-side dry run of everything (validation and admission, nothing stored) ...
