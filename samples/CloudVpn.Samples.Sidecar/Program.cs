@@ -6,6 +6,7 @@ using CloudVpn;
 using CloudVpn.KeyStores;
 using CloudVpn.Samples.Sidecar;
 using CloudVpn.WireGuard.Hosting;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 SidecarOptions options;
 try
@@ -29,6 +30,7 @@ builder.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
 builder.WebHost.ConfigureKestrel(k => k.Listen(options.Http));
 builder.Services.AddSingleton(options);
 builder.Services.AddSingleton<SidecarState>();
+builder.Services.TryAddSingleton(TimeProvider.System);
 builder.Services.AddCloudVpn(o => o.Driver = "wireguard")
     .AddFileKeyStore(Path.Combine(options.StateDirectory, "keys"), "sidecar", isDefault: true)
     .AddWireGuard();

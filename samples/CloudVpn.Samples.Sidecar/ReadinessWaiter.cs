@@ -15,15 +15,16 @@ public sealed partial class SidecarJson : JsonSerializerContext;
 public static class ReadinessWaiter
 {
     /// <summary>Returns 0 once /readyz answers 200, 1 after <paramref name="timeout"/>.</summary>
-    public static async Task<int> WaitAsync(IPEndPoint http, TimeSpan timeout, TextWriter log)
+    public static async Task<int> WaitAsync(IPEndPoint http, TimeSpan timeout, TextWriter log, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(log);
+        time ??= TimeProvider.System;
         var host = http.Address.Equals(IPAddress.Any) ? IPAddress.Loopback : http.Address;
         var uri = new Uri($"http://{new IPEndPoint(host, http.Port)}/readyz");
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
+        var started = time.GetTimestamp();
+        while (time.GetElapsedTime(started) < timeout)
         {
             try
             {
@@ -38,7 +39,7 @@ public static class ReadinessWaiter
                 // not listening yet
             }
 
-            await Task.Delay(250).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(250), time).ConfigureAwait(false);
         }
 
         await log.WriteLineAsync($"cloudvpn-sidecar: {uri} not ready after {timeout.TotalSeconds:0} s").ConfigureAwait(false);

@@ -46,6 +46,7 @@ public sealed partial class SidecarService(
     SidecarState state,
     ITunnelDriverSelector selector,
     IKeyStoreProvider keyStores,
+    TimeProvider time,
     ILogger<SidecarService> logger) : BackgroundService
 {
     private const string PrivateKeyId = "sidecar-private-key";
@@ -61,15 +62,15 @@ public sealed partial class SidecarService(
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var lastReload = DateTime.MinValue;
+        long? lastReload = null;
         using var ping = new Ping();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                if (DateTime.UtcNow - lastReload >= options.ReloadInterval)
+                if (lastReload is not { } last || time.GetElapsedTime(last) >= options.ReloadInterval)
                 {
-                    lastReload = DateTime.UtcNow;
+                    lastReload = time.GetTimestamp();
                     await ReloadIfChangedAsync(stoppingToken).ConfigureAwait(false);
                 }
 
@@ -88,7 +89,7 @@ public sealed partial class SidecarService(
                 LogProblem(logger, e.Message);
             }
 
-            await Task.Delay(options.ProbeInterval, stoppingToken).ConfigureAwait(false);
+            await Task.Delay(options.ProbeInterval, time, stoppingToken).ConfigureAwait(false);
         }
     }
 

@@ -65,19 +65,12 @@ public sealed class WebhookApiServerTests
         try
         {
             // the API server picks new webhook configurations up within a moment
-            V1Pod? injected = null;
-            for (var i = 0; i < 100 && injected is null; i++)
+            var probes = 0;
+            var injected = await Eventually.ReturnsAsync(async () =>
             {
-                var created = await admin.CoreV1.CreateNamespacedPodAsync(Pod($"probe-{i}", optIn: true), ns, cancellationToken: ct);
-                if (created.Spec.Containers.Any(c => c.Name == SidecarInjector.ContainerName))
-                {
-                    injected = created;
-                }
-                else
-                {
-                    await Task.Delay(100, ct);
-                }
-            }
+                var created = await admin.CoreV1.CreateNamespacedPodAsync(Pod($"probe-{probes++}", optIn: true), ns, cancellationToken: ct);
+                return created.Spec.Containers.Any(c => c.Name == SidecarInjector.ContainerName) ? created : null;
+            }, "the API server to call the new webhook");
 
             Assert.NotNull(injected);
             var stored = await admin.CoreV1.ReadNamespacedPodAsync(injected.Metadata.Name, ns, cancellationToken: ct);
@@ -135,18 +128,18 @@ public sealed class WebhookApiServerTests
             var config = await admin.AdmissionregistrationV1.ReadMutatingWebhookConfigurationAsync(configName, cancellationToken: ct);
             config.Webhooks[0].FailurePolicy = "Ignore";
             await admin.AdmissionregistrationV1.ReplaceMutatingWebhookConfigurationAsync(config, configName, cancellationToken: ct);
-            V1Pod? admitted = null;
-            for (var i = 0; i < 100 && admitted is null; i++)
+            var attempts = 0;
+            var admitted = await Eventually.ReturnsAsync(async () =>
             {
                 try
                 {
-                    admitted = await admin.CoreV1.CreateNamespacedPodAsync(Pod($"ignored-{i}", optIn: true), ns, cancellationToken: ct);
+                    return await admin.CoreV1.CreateNamespacedPodAsync(Pod($"ignored-{attempts++}", optIn: true), ns, cancellationToken: ct);
                 }
                 catch (HttpOperationException e) when (e.Response.Content.Contains("failed calling webhook", StringComparison.Ordinal))
                 {
-                    await Task.Delay(100, ct);
+                    return null;
                 }
-            }
+            }, "failurePolicy Ignore to take effect");
 
             Assert.NotNull(admitted);
             Assert.Equal(["app"], admitted.Spec.Containers.Select(c => c.Name));

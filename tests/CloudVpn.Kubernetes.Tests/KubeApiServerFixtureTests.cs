@@ -37,19 +37,18 @@ public sealed class KubeApiServerFixtureTests
             Subjects = [new Rbacv1Subject { Kind = "User", Name = "alice", ApiGroup = "rbac.authorization.k8s.io" }],
         }, ns, cancellationToken: TestContext.Current.CancellationToken);
 
-        // RBAC changes propagate through the authorizer's informer: allow a moment.
-        V1ConfigMap? read = null;
-        for (var i = 0; i < 50 && read is null; i++)
+        // RBAC changes propagate through the authorizer's informer: wait for the grant to take effect.
+        var read = await Eventually.ReturnsAsync(async () =>
         {
             try
             {
-                read = await alice.CoreV1.ReadNamespacedConfigMapAsync("probe", ns, cancellationToken: TestContext.Current.CancellationToken);
+                return await alice.CoreV1.ReadNamespacedConfigMapAsync("probe", ns, cancellationToken: TestContext.Current.CancellationToken);
             }
             catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Forbidden)
             {
-                await Task.Delay(100, TestContext.Current.CancellationToken);
+                return null;
             }
-        }
+        }, "alice's RoleBinding to take effect");
 
         Assert.NotNull(read);
         Assert.Equal("1", read.Data["a"]);

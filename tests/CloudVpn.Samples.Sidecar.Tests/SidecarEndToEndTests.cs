@@ -95,14 +95,9 @@ public sealed class SidecarEndToEndTests : IDisposable
 
         WriteSecret(configDir, rotated, gatewayKey);
         var followed = false;
-        for (var i = 0; i < 30 && !followed; i++)
-        {
-            followed = _gateways.Any(gw => HandshakeSeen(gw, rotated.GetPublicKey().ToString())) && Ping(_app, Protected);
-            if (!followed)
-            {
-                await Task.Delay(500, ct);
-            }
-        }
+        await Eventually.HoldsAsync(
+            () => followed = _gateways.Any(gw => HandshakeSeen(gw, rotated.GetPublicKey().ToString())) && Ping(_app, Protected),
+            "a handshake with the new client key and a ping through it", timeoutMs: 30_000);
 
         Assert.True(followed, $"the sidecar did not follow the new Secret\n{Log()}");
         Assert.Contains("changed: re-applied", Log(), StringComparison.Ordinal);
@@ -110,10 +105,17 @@ public sealed class SidecarEndToEndTests : IDisposable
         // the gateway in use disappears: the sidecar moves to the other one
         var active = _gateways.Single(gw => HandshakeSeen(gw, rotated.GetPublicKey().ToString()));
         var standby = _gateways.Single(gw => gw != active);
-        var pinger = Task.Run(() => PingSeries(_app, Protected, TimeSpan.FromSeconds(25)), ct);
-        await Task.Delay(2000, ct);
+        using var stopPinging = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var pings = new PingRecorder();
+        var pinger = Task.Run(() => pings.Run(_app, Protected, stopPinging.Token), ct);
+        await Eventually.HoldsAsync(() => pings.Successes >= 3, "three pings through the active gateway");
+        var killedAt = pings.Count;
         Sh($"ip -n {active} link del {Wg(active)}");
-        var series = await pinger;
+        // traffic resumes: a reply after the first lost ping following the gateway's disappearance
+        await Eventually.HoldsAsync(() => pings.ResumedAfter(killedAt), "ping replies through the standby gateway", timeoutMs: 25_000);
+        await stopPinging.CancelAsync();
+        await pinger;
+        var series = pings.Snapshot();
 
         Assert.True(HandshakeSeen(standby, rotated.GetPublicKey().ToString()), $"no handshake with the standby gateway\n{Log()}");
         Assert.Contains("gateway failover", Log(), StringComparison.Ordinal);
@@ -123,7 +125,7 @@ public sealed class SidecarEndToEndTests : IDisposable
         // the figure for the notes: TestResults is where test.sh keeps its logs
         var results = Path.Combine(AppContext.BaseDirectory, "TestResults");
         Directory.CreateDirectory(results);
-        await File.AppendAllTextAsync(Path.Combine(results, "sidecar-failover.txt"), $"{DateTime.UtcNow:O} failover gap {gap.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s\n", ct);
+        await File.AppendAllTextAsync(Path.Combine(results, "sidecar-failover.txt"), $"{TimeProvider.System.GetUtcNow():O} failover gap {gap.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s\n", ct);
         Assert.True(gap < TimeSpan.FromSeconds(15), $"failover took {gap}");
     }
 
@@ -155,27 +157,75 @@ public sealed class SidecarEndToEndTests : IDisposable
         return rc == 0 && stdout.Split('\n').Any(l => l.StartsWith(publicKey, StringComparison.Ordinal) && !l.TrimEnd().EndsWith("\t0", StringComparison.Ordinal));
     }
 
-    private static List<(DateTime At, bool Ok)> PingSeries(string ns, string address, TimeSpan duration)
+    /// <summary>Pings once after another (200 ms apart while answered), each result stamped on the monotonic clock.</summary>
+    private sealed class PingRecorder
     {
-        var series = new List<(DateTime, bool)>();
-        var end = DateTime.UtcNow + duration;
-        while (DateTime.UtcNow < end)
+        private readonly long _started = TimeProvider.System.GetTimestamp();
+        private readonly List<(TimeSpan At, bool Ok)> _series = [];
+
+        public int Count
         {
-            var ok = Cmd.Run("ip", $"netns exec {ns} ping -c 1 -W 1 {address}", check: false).ExitCode == 0;
-            series.Add((DateTime.UtcNow, ok));
-            if (ok)
+            get
             {
-                Thread.Sleep(200);
+                lock (_series)
+                {
+                    return _series.Count;
+                }
             }
         }
 
-        return series;
+        public int Successes
+        {
+            get
+            {
+                lock (_series)
+                {
+                    return _series.Count(p => p.Ok);
+                }
+            }
+        }
+
+        /// <summary>True once, after index <paramref name="from"/>, a lost ping is followed by an answered one.</summary>
+        public bool ResumedAfter(int from)
+        {
+            lock (_series)
+            {
+                var lost = _series.FindIndex(from, p => !p.Ok);
+                return lost >= 0 && _series.FindIndex(lost, p => p.Ok) >= 0;
+            }
+        }
+
+        public List<(TimeSpan At, bool Ok)> Snapshot()
+        {
+            lock (_series)
+            {
+                return [.. _series];
+            }
+        }
+
+        public async Task Run(string ns, string address, CancellationToken stop)
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var ok = Cmd.Run("ip", $"netns exec {ns} ping -c 1 -W 1 {address}", check: false).ExitCode == 0;
+                lock (_series)
+                {
+                    _series.Add((TimeProvider.System.GetElapsedTime(_started), ok));
+                }
+
+                if (ok)
+                {
+                    // pace answered pings; a lost one already took its 1 s timeout
+                    await Task.Delay(200, CancellationToken.None);
+                }
+            }
+        }
     }
 
-    private static TimeSpan LongestGap(List<(DateTime At, bool Ok)> series)
+    private static TimeSpan LongestGap(List<(TimeSpan At, bool Ok)> series)
     {
         var gap = TimeSpan.Zero;
-        DateTime? lastOk = null;
+        TimeSpan? lastOk = null;
         foreach (var (at, ok) in series)
         {
             if (ok)

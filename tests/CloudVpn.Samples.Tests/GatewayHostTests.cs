@@ -1,3 +1,4 @@
+using CloudVpn.Testing;
 using System.Net;
 using System.Text.Json;
 using CloudVpn.KeyStores;

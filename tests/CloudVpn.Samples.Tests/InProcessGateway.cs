@@ -1,3 +1,4 @@
+using CloudVpn.Testing;
 using CloudVpn.KeyStores;
 using CloudVpn.Samples.Gateway;
 using Microsoft.AspNetCore.Builder;
@@ -103,36 +104,5 @@ internal sealed class InProcessGateway : IAsyncDisposable
         await App.StopAsync();
         await App.DisposeAsync();
         await Console.DisposeAsync();
-    }
-}
-
-internal static class Eventually
-{
-    public static async Task HoldsAsync(Func<bool> condition, string what, int timeoutMs = 15_000)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting for {what}");
-            }
-
-            await Task.Delay(50);
-        }
-    }
-
-    public static async Task HoldsAsync(Func<Task<bool>> condition, string what, int timeoutMs = 15_000)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting for {what}");
-            }
-
-            await Task.Delay(50);
-        }
     }
 }

@@ -166,9 +166,9 @@ internal sealed class KubeApiServer
 
         using var http = new HttpClient(new HttpClientHandler { ServerCertificateCustomValidationCallback = static (_, _, _, _) => true });
         http.DefaultRequestHeaders.Authorization = new("Bearer", tokens["admin"]);
-        var deadline = DateTime.UtcNow.AddSeconds(90);
+        var started = TimeProvider.System.GetTimestamp();
         string last = "no answer";
-        while (DateTime.UtcNow < deadline)
+        while (TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(90))
         {
             if (server._processes.Any(p => p.HasExited))
             {

@@ -1,0 +1,34 @@
+namespace CloudVpn.Testing;
+
+/// <summary>
+/// Waits for a condition with a deadline instead of sleeping for a fixed time: polls every 50 ms and fails the test,
+/// naming what it waited for, when the deadline passes. Elapsed time comes from the monotonic clock.
+/// </summary>
+internal static class Eventually
+{
+    public static Task HoldsAsync(Func<bool> condition, string what, int timeoutMs = 15_000) =>
+        HoldsAsync(() => Task.FromResult(condition()), what, timeoutMs);
+
+    public static async Task HoldsAsync(Func<Task<bool>> condition, string what, int timeoutMs = 15_000)
+    {
+        var started = TimeProvider.System.GetTimestamp();
+        while (!await condition())
+        {
+            if (TimeProvider.System.GetElapsedTime(started).TotalMilliseconds > timeoutMs)
+            {
+                Assert.Fail($"timed out after {timeoutMs} ms waiting for {what}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Retries <paramref name="attempt"/> until it returns a value (null: not yet), and returns that value.</summary>
+    public static async Task<T> ReturnsAsync<T>(Func<Task<T?>> attempt, string what, int timeoutMs = 15_000)
+        where T : class
+    {
+        T? result = null;
+        await HoldsAsync(async () => (result = await attempt()) is not null, what, timeoutMs);
+        return result!;
+    }
+}
