@@ -1,3 +1,4 @@
+using CloudVpn.Testing;
 using System.Net;
 using CloudVpn.KeyRotation;
 using CloudVpn.KeyStores;
@@ -496,14 +497,10 @@ public sealed class KeyRotationFollowerTests : IDisposable
         return options;
     }
 
-    private static async Task WaitAsync(Func<bool> condition, CancellationToken ct)
+    private static Task WaitAsync(Func<bool> condition, CancellationToken ct)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "timed out");
-            await Task.Delay(20, ct);
-        }
+        ct.ThrowIfCancellationRequested();
+        return Eventually.HoldsAsync(condition, "the rotation step", timeoutMs: 20_000);
     }
 
     private sealed class CallLog : IKeyRotationParticipant

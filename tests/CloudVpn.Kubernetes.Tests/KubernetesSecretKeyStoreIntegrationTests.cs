@@ -317,13 +317,6 @@ public sealed class KubernetesSecretKeyStoreIntegrationTests
         return response.Body;
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, Func<string>? explain = null)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Condition not met within 30 s. {explain?.Invoke()}");
-            await Task.Delay(50, Ct);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, Func<string>? explain = null) =>
+        Eventually.HoldsAsync(condition, "the condition", timeoutMs: 30_000, explain);
 }

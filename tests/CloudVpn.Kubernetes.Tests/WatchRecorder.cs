@@ -1,3 +1,4 @@
+using CloudVpn.Testing;
 using CloudVpn.KeyStores;
 
 namespace CloudVpn.Kubernetes.Tests;
@@ -40,19 +41,8 @@ internal sealed class WatchRecorder : IAsyncDisposable
         }
     }
 
-    public async Task WaitForAsync(KeyStoreChange change, int timeoutSeconds = 30)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
-        while (!Seen.Contains(change))
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"The watch did not report {change} within {timeoutSeconds} s; it saw: {string.Join(", ", Seen)}.");
-            }
-
-            await Task.Delay(50);
-        }
-    }
+    public Task WaitForAsync(KeyStoreChange change, int timeoutSeconds = 30) =>
+        Eventually.HoldsAsync(() => Seen.Contains(change), $"the watch to report {change}", timeoutSeconds * 1000, () => $"it saw: {string.Join(", ", Seen)}.");
 
     public async ValueTask DisposeAsync()
     {

@@ -96,6 +96,8 @@ public sealed class GatewayEndToEndTests : IDisposable
 
         // 4. metrics moved, readiness turned true, the connection event is in the JSON log
         await WaitForAsync(() => MetricValue(Curl(net.Left, "-s http://127.0.0.1:9586/metrics"), "cloudvpn_active_peers") == 1, "peers_active 1", gateway);
+        // the gateway samples the driver's status periodically: the counters catch up with the pings within a poll
+        await WaitForAsync(() => MetricValue(Curl(net.Left, "-s http://127.0.0.1:9586/metrics"), "cloudvpn_peer_transmit_bytes_total{peer=\"client1\"}") >= 3 * 84, "transmit bytes for three echo replies", gateway);
         var metrics = Curl(net.Left, "-s http://127.0.0.1:9586/metrics");
         Assert.True(MetricValue(metrics, "cloudvpn_peer_receive_bytes_total{peer=\"client1\"}") >= 3 * 84, metrics);
         Assert.True(MetricValue(metrics, "cloudvpn_peer_transmit_bytes_total{peer=\"client1\"}") >= 3 * 84, metrics);
@@ -191,15 +193,11 @@ public sealed class GatewayEndToEndTests : IDisposable
 
     private static async Task WaitForAsync(Func<bool> condition, string what, RunningProcess watched, int timeoutMs = 30_000)
     {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!condition())
+        string Output() => $"stdout:\n{watched.Stdout}\nstderr:\n{watched.Stderr}";
+        await Eventually.HoldsAsync(() => watched.Process.HasExited || condition(), what, timeoutMs, Output);
+        if (watched.Process.HasExited && !condition())
         {
-            if (watched.Process.HasExited || DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"{(watched.Process.HasExited ? $"process exited ({watched.Process.ExitCode})" : "timed out")} waiting for {what}\nstdout:\n{watched.Stdout}\nstderr:\n{watched.Stderr}");
-            }
-
-            await Task.Delay(100);
+            Assert.Fail($"process exited ({watched.Process.ExitCode}) waiting for {what}\n{Output()}");
         }
     }
 

@@ -6,17 +6,21 @@ namespace CloudVpn.Testing;
 /// </summary>
 internal static class Eventually
 {
-    public static Task HoldsAsync(Func<bool> condition, string what, int timeoutMs = 15_000) =>
-        HoldsAsync(() => Task.FromResult(condition()), what, timeoutMs);
+    public static Task HoldsAsync(Func<bool> condition, string what, int timeoutMs = 15_000, Func<string>? explain = null) =>
+        HoldsAsync(() => Task.FromResult(condition()), what, timeoutMs, explain);
 
-    public static async Task HoldsAsync(Func<Task<bool>> condition, string what, int timeoutMs = 15_000)
+    /// <param name="condition">Polled until true.</param>
+    /// <param name="what">What is awaited, for the failure message.</param>
+    /// <param name="timeoutMs">The deadline.</param>
+    /// <param name="explain">More for the failure message, computed only on failure.</param>
+    public static async Task HoldsAsync(Func<Task<bool>> condition, string what, int timeoutMs = 15_000, Func<string>? explain = null)
     {
         var started = TimeProvider.System.GetTimestamp();
         while (!await condition())
         {
             if (TimeProvider.System.GetElapsedTime(started).TotalMilliseconds > timeoutMs)
             {
-                Assert.Fail($"timed out after {timeoutMs} ms waiting for {what}");
+                Assert.Fail($"timed out after {timeoutMs} ms waiting for {what}. {explain?.Invoke()}");
             }
 
             await Task.Delay(50);
