@@ -110,7 +110,9 @@ internal sealed class WireGuardProcess : IDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var deadline = Stopwatch.StartNew();
-        while (!File.Exists(wg.SocketPath) || NetnsPair.Exec(netns, $"ip link show {name}", check: false).ExitCode != 0)
+        // the socket file appears at bind, a moment before it accepts: wait until `wg` gets an answer through it
+        while (!File.Exists(wg.SocketPath) || NetnsPair.Exec(netns, $"ip link show {name}", check: false).ExitCode != 0
+            || NetnsPair.Exec(netns, $"wg show {name} listen-port", check: false).ExitCode != 0)
         {
             if (process.HasExited || deadline.Elapsed > TimeSpan.FromSeconds(20))
             {
@@ -139,7 +141,14 @@ internal sealed class WireGuardProcess : IDisposable
             Cmd.Run("kill", $"-TERM {_process.Id}", check: false);
         }
 
-        return _process.WaitForExit(timeout);
+        if (!_process.WaitForExit(timeout))
+        {
+            return false;
+        }
+
+        // the timed wait does not wait for the redirected output; this one returns once it is all read
+        _process.WaitForExit();
+        return true;
     }
 
     public void Dispose()
