@@ -1,4 +1,5 @@
 using System.Net;
+using CloudVpn.WireGuard.Buffers;
 
 namespace CloudVpn.WireGuard.Protocol;
 
@@ -14,4 +15,36 @@ public interface IWireGuardTransport
 
     /// <summary>Writes one decrypted IP packet to the TUN device.</summary>
     void WriteToTun(ReadOnlySpan<byte> ipPacket);
+
+    /// <summary>
+    /// Sends the entries of <paramref name="batch"/> that have a destination in <see cref="PacketBatch.Endpoints"/>, in
+    /// order. The default sends them one by one; a device overrides it with batched system calls.
+    /// </summary>
+    void SendDatagrams(PacketBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (batch.Endpoints[i] is { } destination)
+            {
+                SendDatagram(batch.Packet(i), destination);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the entries of <paramref name="batch"/> with a length above 0 (IP packets) to the TUN device, in order.
+    /// The default writes them one by one; a device overrides it (batched or coalesced writes).
+    /// </summary>
+    void WriteToTun(PacketBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (batch.Lengths[i] > 0)
+            {
+                WriteToTun(batch.Packet(i));
+            }
+        }
+    }
 }

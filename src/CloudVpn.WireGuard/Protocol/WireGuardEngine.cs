@@ -1030,6 +1030,8 @@ public sealed partial class WireGuardEngine : IDisposable
             _identity?.Dispose();
             _identity = null;
         }
+
+        Interlocked.Exchange(ref _cryptoPool, null)?.Dispose();
     }
 
     /// <summary>

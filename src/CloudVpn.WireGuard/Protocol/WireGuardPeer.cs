@@ -134,12 +134,17 @@ internal sealed class WireGuardPeer : IDisposable
     public void SetEndpoint(SocketAddress address)
     {
         var current = Volatile.Read(ref _endpoint);
-        if (current is null || !current.Address.Equals(address))
+        if (current is null || !SameAddress(current.Address, address))
         {
             var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
             Volatile.Write(ref _endpoint, new EndpointState(endpoint, endpoint.Serialize()));
         }
     }
+
+    // SocketAddress.Equals also compares the unused tail of a buffer bigger than the address (an IPv4 source read
+    // into an IPv6-sized SocketAddress), so compare the used bytes only
+    private static bool SameAddress(SocketAddress a, SocketAddress b) =>
+        a.Size == b.Size && a.Buffer.Span[..a.Size].SequenceEqual(b.Buffer.Span[..b.Size]);
 
     /// <summary>The endpoint in both forms, swapped as one reference.</summary>
     private sealed record EndpointState(IPEndPoint EndPoint, SocketAddress Address);

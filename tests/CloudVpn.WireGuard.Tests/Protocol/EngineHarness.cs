@@ -19,8 +19,16 @@ internal sealed class RecordingTransport : IWireGuardTransport
 
     public List<(byte[] Datagram, IPEndPoint Destination)> AllSent { get; } = [];
 
+    /// <summary>When true, everything is dropped without being kept (allocation measurements).</summary>
+    public bool Discard { get; set; }
+
     public void SendDatagram(ReadOnlySpan<byte> datagram, IPEndPoint destination)
     {
+        if (Discard)
+        {
+            return;
+        }
+
         lock (_lock)
         {
             var copy = datagram.ToArray();
@@ -31,6 +39,11 @@ internal sealed class RecordingTransport : IWireGuardTransport
 
     public void WriteToTun(ReadOnlySpan<byte> ipPacket)
     {
+        if (Discard)
+        {
+            return;
+        }
+
         lock (_lock)
         {
             Tun.Add(ipPacket.ToArray());
