@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Throughput of our userspace WireGuard against Debian's wireguard-go and the raw veth, in one run.
+# Throughput and latency of our userspace WireGuard against Debian's wireguard-go and the raw veth, in one run.
 #
 # Topology: two network namespaces joined by a veth pair (192.0.2.1/24 <-> 192.0.2.2/24). For each tunnel both
 # ends run the same implementation (our drop-in sample, or wireguard-go), tunnel addresses 10.77.0.1 <-> 10.77.0.2,
-# configured with `wg` and `ip` exactly the same way. iperf3 TCP, 10 s per run, 3 rounds alternating
-# (ours, wireguard-go, veth). Prints each median and ends with
+# configured with `wg` and `ip` exactly the same way. Per round and tunnel, alternating (ours, wireguard-go, veth):
+# ping idle (RTT), iperf3 TCP A->B for SECONDS_PER_RUN with a ping running beside it (RTT under load), and iperf3 TCP
+# B->A (-R). Prints each median and ends with the ratio lines, the first being
 #   throughput ratio cloudvpn/wireguard-go: R
-# Needs root, iproute2, iperf3, wireguard-go, wireguard-tools and the .NET SDK.
-# Environment: SECONDS_PER_RUN (10), ROUNDS (3), OURS (path to a published drop-in; built when unset).
+# Needs root, iproute2, iperf3, iputils-ping, wireguard-go, wireguard-tools and the .NET SDK.
+# Environment: SECONDS_PER_RUN (10), ROUNDS (3), OURS (path to a published drop-in; built when unset),
+# VARIANTS: more runs of our drop-in with data-path switches turned off, as "name:VAR=value[,VAR=value]" words, e.g.
+#   VARIANTS="no-tun-offload:CLOUDVPN_WG_TUN_OFFLOADS=0 one-by-one:CLOUDVPN_WG_BATCHING=0"
+# (the switches: docs/wireguard-device.md, "Data path switches").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in ip iperf3 wireguard-go wg; do
+for tool in ip iperf3 wireguard-go wg ping; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces, TUN devices)" >&2; exit 1; }
@@ -53,15 +57,17 @@ ip netns exec "$NS_B" iperf3 -s >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 0.5
 
-# start_tunnel <kind> <suffix>: runs <kind> (ours|wggo) in both namespaces as interfaces cv<suffix>a / cv<suffix>b
+# start_tunnel <kind> <suffix> [VAR=value,...]: runs <kind> (ours|wggo) in both namespaces as interfaces
+# cv<suffix>a / cv<suffix>b, ours with the given environment
 start_tunnel() {
-  local kind=$1 ifa="cv$2a$ID" ifb="cv$2b$ID"
+  local kind=$1 ifa="cv$2a$ID" ifb="cv$2b$ID" envs=${3:-}
   ifa=${ifa:0:15}; ifb=${ifb:0:15}
   for side in a b; do
     local ns=$NS_A ifname=$ifa
     [ "$side" = b ] && ns=$NS_B ifname=$ifb
     if [ "$kind" = ours ]; then
-      ip netns exec "$ns" "$OURS" -f "$ifname" >"$WORK/$kind-$side.log" 2>&1 &
+      # shellcheck disable=SC2086
+      ip netns exec "$ns" env ${envs//,/ } "$OURS" -f "$ifname" >"$WORK/$kind-$side.log" 2>&1 &
     else
       ip netns exec "$ns" wireguard-go -f "$ifname" >"$WORK/$kind-$side.log" 2>&1 &
     fi
@@ -88,26 +94,64 @@ stop_tunnel() {
   sleep 0.5
 }
 
-# measure <target ip>: iperf3 TCP from A to B, prints Mbit/s of the receiver
+# measure <target ip> [-R]: iperf3 TCP between A and B (A->B, or B->A with -R), prints Mbit/s of the receiver
 measure() {
-  ip netns exec "$NS_A" iperf3 -c "$1" -t "$SECONDS_PER_RUN" -J \
+  ip netns exec "$NS_A" iperf3 -c "$1" -t "$SECONDS_PER_RUN" -J ${2:-} \
     | python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))'
+}
+
+# rtt <target ip> <count>: average ping round trip in ms (0.02 s apart)
+rtt() {
+  ip netns exec "$NS_A" ping -q -n -c "$2" -i 0.02 -W 2 "$1" | awk -F/ '/^rtt|^round-trip/ { print $5 }'
+}
+
+# run_all <name> <target ip>: idle RTT, forward throughput with RTT under load, reverse throughput; appends to
+# the arrays <name>_F, <name>_R, <name>_I, <name>_L
+run_all() {
+  local name=$1 target=$2 idle loaded fwd rev pingpid
+  idle=$(rtt "$target" 50)
+  ( sleep 1; rtt "$target" $(( (SECONDS_PER_RUN - 2) * 50 )) > "$WORK/loaded.rtt" ) &
+  pingpid=$!
+  fwd=$(measure "$target")
+  wait "$pingpid"; loaded=$(cat "$WORK/loaded.rtt")
+  rev=$(measure "$target" -R)
+  eval "${name}_F+=(\"$fwd\"); ${name}_R+=(\"$rev\"); ${name}_I+=(\"$idle\"); ${name}_L+=(\"$loaded\")"
+  echo "round $round $(printf '%-22s' "$name:") A->B $fwd Mbit/s, B->A $rev Mbit/s, rtt idle $idle ms, under load $loaded ms" >&2
 }
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-OURS_R=(); WGGO_R=(); VETH_R=()
+NAMES=(cloudvpn wireguard_go veth)
+VARIANT_NAMES=()
+for v in ${VARIANTS:-}; do
+  n="v_${v%%:*}"; n=${n//-/_}; VARIANT_NAMES+=("$n"); NAMES+=("$n")
+done
+for n in "${NAMES[@]}"; do eval "${n}_F=(); ${n}_R=(); ${n}_I=(); ${n}_L=()"; done
+
 for round in $(seq "$ROUNDS"); do
-  start_tunnel ours o; r=$(measure 10.77.0.2); stop_tunnel; OURS_R+=("$r")
-  echo "round $round cloudvpn:     $r Mbit/s" >&2
-  start_tunnel wggo g; r=$(measure 10.77.0.2); stop_tunnel; WGGO_R+=("$r")
-  echo "round $round wireguard-go: $r Mbit/s" >&2
-  r=$(measure 192.0.2.2); VETH_R+=("$r")
-  echo "round $round veth:         $r Mbit/s" >&2
+  start_tunnel ours o; run_all cloudvpn 10.77.0.2; stop_tunnel
+  start_tunnel wggo g; run_all wireguard_go 10.77.0.2; stop_tunnel
+  run_all veth 192.0.2.2
+  i=0
+  for v in ${VARIANTS:-}; do
+    start_tunnel ours "v$i" "${v#*:}"; run_all "${VARIANT_NAMES[$i]}" 10.77.0.2; stop_tunnel
+    i=$((i + 1))
+  done
 done
 
-M_OURS=$(median "${OURS_R[@]}"); M_WGGO=$(median "${WGGO_R[@]}"); M_VETH=$(median "${VETH_R[@]}")
-echo "median cloudvpn:     $M_OURS Mbit/s"
-echo "median wireguard-go: $M_WGGO Mbit/s"
-echo "median veth:         $M_VETH Mbit/s"
-awk -v a="$M_OURS" -v b="$M_WGGO" 'BEGIN { printf "throughput ratio cloudvpn/wireguard-go: %.2f\n", (b > 0 ? a / b : 0) }'
+for n in "${NAMES[@]}"; do
+  eval "f=\$(median \"\${${n}_F[@]}\"); r=\$(median \"\${${n}_R[@]}\"); i=\$(median \"\${${n}_I[@]}\"); l=\$(median \"\${${n}_L[@]}\")"
+  eval "M_${n}_F=$f; M_${n}_R=$r; M_${n}_I=$i; M_${n}_L=$l"
+  printf 'median %-22s A->B %s Mbit/s, B->A %s Mbit/s, rtt idle %s ms, rtt under load %s ms\n' "$n:" "$f" "$r" "$i" "$l"
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+echo "fraction of the raw veth (A->B): cloudvpn $(ratio "$M_cloudvpn_F" "$M_veth_F"), wireguard-go $(ratio "$M_wireguard_go_F" "$M_veth_F")"
+for n in "${VARIANT_NAMES[@]}"; do
+  eval "vf=\$M_${n}_F; vr=\$M_${n}_R"
+  echo "variant ${n#v_}: A->B $(ratio "$vf" "$M_wireguard_go_F") x wireguard-go, B->A $(ratio "$vr" "$M_wireguard_go_R") x wireguard-go"
+done
+echo "latency ratio idle cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_I" "$M_wireguard_go_I")"
+echo "latency ratio under load cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_L" "$M_wireguard_go_L")"
+echo "reverse throughput ratio cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_R" "$M_wireguard_go_R")"
+echo "throughput ratio cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_F" "$M_wireguard_go_F")"
