@@ -36,6 +36,7 @@ internal static class StrictManifest
         ["CronJob"] = typeof(V1CronJob),
         ["NetworkPolicy"] = typeof(V1NetworkPolicy),
         ["MutatingWebhookConfiguration"] = typeof(V1MutatingWebhookConfiguration),
+        ["CustomResourceDefinition"] = typeof(V1CustomResourceDefinition),
         // custom resources: the strict models of CloudVpn.Kubernetes (KubernetesClient has none)
         ["ServiceMonitor"] = typeof(CustomResources.ServiceMonitor),
         ["PrometheusRule"] = typeof(CustomResources.PrometheusRule),
@@ -123,7 +124,7 @@ internal static class StrictManifest
                             continue;
                         }
 
-                        throw new InvalidDataException($"{path}.{key}: unknown field (not in the KubernetesClient model)");
+                        throw new InvalidDataException($"{path}.{key}: unknown field (not in the typed model, or not in what the server stored)");
                     }
 
                     CompareStrict(value, mv, $"{path}.{key}");
