@@ -248,9 +248,15 @@ public sealed class ChartOnApiServerTests
                     },
                 },
             };
-            var objects = GatewayManifestBuilder.Build(settings, cluster).Prepend(store).ToList();
-            var custom = objects.Where(o => o is ServiceMonitor or PrometheusRule or ExternalSecret or SecretStore).ToList();
-            Assert.Equal(["SecretStore", "ExternalSecret", "ServiceMonitor", "PrometheusRule"], custom.Select(o => o.Kind));
+            using (var stores = new GenericClient(admin, SecretStore.KubeGroup, SecretStore.KubeApiVersion, SecretStore.KubePluralName, disposeClient: false))
+            {
+                var created = await stores.CreateNamespacedAsync(store, ns, Ct);
+                Assert.Equal("v2", created.Spec.Provider.Vault!.Version); // the CRD's default, read back into the strict model
+            }
+
+            var objects = GatewayManifestBuilder.Build(settings, cluster).ToList();
+            var custom = objects.Where(o => o is ServiceMonitor or PrometheusRule or ExternalSecret).Append(store).ToList();
+            Assert.Equal(["ExternalSecret", "ServiceMonitor", "PrometheusRule", "SecretStore"], custom.Select(o => o.Kind));
 
             foreach (var o in objects)
             {
@@ -283,7 +289,7 @@ public sealed class ChartOnApiServerTests
             Assert.Equal(ChartFiles.Dashboards.Single().Value, dashboard.Data["cloudvpn-gateway-dashboard.json"]);
             Assert.Equal("vpn", dashboard.Metadata.Labels["grafana_folder"]);
 
-            foreach (var o in Enumerable.Reverse(objects))
+            foreach (var o in Enumerable.Reverse(objects).Append(store))
             {
                 await ClusterObjects.DeleteAsync(admin, o.ApiVersion, o.Kind, ns, o.Metadata.Name);
                 Assert.False(await ClusterObjects.ExistsAsync(admin, o.ApiVersion, o.Kind, ns, o.Metadata.Name), $"{o.Kind}/{o.Metadata.Name} not deleted");
