@@ -83,6 +83,9 @@ public sealed record GatewayDeploymentSettings
     /// <summary>The access policy (sources, destinations, client ranges, default deny).</summary>
     public GatewayAccessSettings Access { get; init; } = new();
 
+    /// <summary>ServiceMonitor, PrometheusRule and the Grafana dashboard ConfigMap.</summary>
+    public GatewayMonitoringSettings Monitoring { get; init; } = new();
+
     /// <summary>The values file (as a JSON-serializable tree) that makes the chart render the same objects.</summary>
     public Dictionary<string, object?> ToHelmValues()
     {
@@ -129,6 +132,7 @@ public sealed record GatewayDeploymentSettings
             ["tunDeviceResource"] = TunDeviceResource ?? "",
             ["service"] = Service.ToHelmValues(),
             ["accessPolicy"] = Access.ToHelmValues(),
+            ["monitoring"] = Monitoring.ToHelmValues(),
         };
         return values;
     }
@@ -344,5 +348,42 @@ public sealed record GatewayAccessSettings
         }).ToList(),
         ["controlPlanePorts"] = ControlPlanePorts,
         ["metricsNamespaceSelector"] = MetricsNamespaceSelector,
+    };
+}
+
+/// <summary>
+/// Monitoring objects: a ServiceMonitor and a PrometheusRule (built only where the cluster serves
+/// <c>monitoring.coreos.com/v1</c>, see <see cref="ClusterCapabilities"/>) and the ConfigMap of the Grafana dashboard
+/// (label <c>grafana_dashboard</c>, for the Grafana dashboard sidecar). Rules and dashboard are the chart's own files
+/// (<c>deploy/helm/cloudvpn-gateway/files</c>).
+/// </summary>
+public sealed record GatewayMonitoringSettings
+{
+    /// <summary>ServiceMonitor on the headless Service's http port (needs <see cref="GatewayServiceSettings.Headless"/>).</summary>
+    public bool ServiceMonitorEnabled { get; init; } = true;
+
+    /// <summary>Scrape interval of the ServiceMonitor.</summary>
+    public string ServiceMonitorInterval { get; init; } = "30s";
+
+    /// <summary>Extra labels of the ServiceMonitor (for the Prometheus' serviceMonitorSelector).</summary>
+    public IReadOnlyDictionary<string, string> ServiceMonitorLabels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>PrometheusRule with the chart's alert rules.</summary>
+    public bool PrometheusRuleEnabled { get; init; } = true;
+
+    /// <summary>Extra labels of the PrometheusRule (for the Prometheus' ruleSelector).</summary>
+    public IReadOnlyDictionary<string, string> PrometheusRuleLabels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>ConfigMap with the Grafana dashboard.</summary>
+    public bool DashboardEnabled { get; init; } = true;
+
+    /// <summary>Labels of the dashboard ConfigMap (the Grafana sidecar selects on them).</summary>
+    public IReadOnlyDictionary<string, string> DashboardLabels { get; init; } = new Dictionary<string, string> { ["grafana_dashboard"] = "1" };
+
+    internal Dictionary<string, object?> ToHelmValues() => new()
+    {
+        ["serviceMonitor"] = new Dictionary<string, object?> { ["enabled"] = ServiceMonitorEnabled, ["interval"] = ServiceMonitorInterval, ["labels"] = ServiceMonitorLabels },
+        ["prometheusRule"] = new Dictionary<string, object?> { ["enabled"] = PrometheusRuleEnabled, ["labels"] = PrometheusRuleLabels },
+        ["dashboard"] = new Dictionary<string, object?> { ["enabled"] = DashboardEnabled, ["labels"] = DashboardLabels },
     };
 }

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using CloudVpn.Kubernetes.CustomResources;
 using CloudVpn.Policy;
 using CloudVpn.Scaling;
 using k8s;
@@ -13,8 +14,10 @@ namespace CloudVpn.Kubernetes.Manifests;
 /// <summary>
 /// Builds the gateway's Kubernetes objects with the typed KubernetesClient models: the same objects the Helm chart
 /// <c>deploy/helm/cloudvpn-gateway</c> renders for the same settings (a controller creates them through the API).
-/// Custom resources the chart renders when their API is served (ServiceMonitor, PrometheusRule, ExternalSecret) and the
-/// dashboard ConfigMap are not built here: KubernetesClient has no models for them.
+/// The custom resources the chart renders where their API is served (ServiceMonitor and PrometheusRule of
+/// <c>monitoring.coreos.com/v1</c>, ExternalSecret of <c>external-secrets.io/v1beta1</c>) are built as the typed models of
+/// <see cref="CustomResources"/>, on the same condition (<see cref="ClusterCapabilities"/>); the Grafana dashboard
+/// ConfigMap and the PrometheusRule's groups come from the chart's own files (<see cref="ChartFiles"/>).
 /// </summary>
 public static partial class GatewayManifestBuilder
 {
@@ -26,18 +29,35 @@ public static partial class GatewayManifestBuilder
 
     private const int NonRootUser = 65532;
 
-    /// <summary>Builds every object; throws an <see cref="ArgumentException"/> naming each invalid setting.</summary>
-    public static IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Build(GatewayDeploymentSettings settings, KubernetesVersion version)
+    /// <summary>
+    /// Builds every object for a cluster of <paramref name="version"/> that serves no custom resource API (no
+    /// ServiceMonitor or PrometheusRule; an ExternalSecret key source is refused, as by the chart); throws an
+    /// <see cref="ArgumentException"/> naming each invalid setting.
+    /// </summary>
+    public static IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Build(GatewayDeploymentSettings settings, KubernetesVersion version) =>
+        Build(settings, new ClusterCapabilities(version));
+
+    /// <summary>
+    /// Builds every object the chart renders for <paramref name="settings"/> on a cluster with
+    /// <paramref name="cluster"/>'s version and APIs (<see cref="ClusterCapabilities.DiscoverAsync"/> reads them); throws an
+    /// <see cref="ArgumentException"/> naming each invalid setting.
+    /// </summary>
+    public static IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Build(GatewayDeploymentSettings settings, ClusterCapabilities cluster)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        ArgumentNullException.ThrowIfNull(version);
-        var errors = Validate(settings);
+        ArgumentNullException.ThrowIfNull(cluster);
+        var errors = new List<string>(Validate(settings));
+        if (settings.Keys.Source == GatewayKeySource.ExternalSecret && !cluster.ServesExternalSecrets)
+        {
+            errors.Add($"keys.source is externalSecret but the cluster does not serve {ExternalSecret.GroupVersion} (install External Secrets Operator first)");
+        }
+
         if (errors.Count > 0)
         {
             throw new ArgumentException($"Invalid gateway settings: {string.Join("; ", errors)}", nameof(settings));
         }
 
-        var b = new Context(settings, version);
+        var b = new Context(settings, cluster.Version);
         var objects = new List<IKubernetesObject<V1ObjectMeta>>();
         objects.Add(b.ConfigMap());
         if (settings.Keys.Source == GatewayKeySource.ExistingSecret && settings.Keys.ExistingSecretName is null)
@@ -62,6 +82,27 @@ public static partial class GatewayManifestBuilder
         if (b.RotationEnabled)
         {
             objects.Add(b.RotationCronJob());
+        }
+
+        if (settings.Keys.Source == GatewayKeySource.ExternalSecret)
+        {
+            objects.Add(b.KeyExternalSecret());
+        }
+
+        var monitoring = settings.Monitoring;
+        if (monitoring.ServiceMonitorEnabled && cluster.ServesMonitoring && settings.Service.Headless)
+        {
+            objects.Add(b.ServiceMonitor());
+        }
+
+        if (monitoring.PrometheusRuleEnabled && cluster.ServesMonitoring && ChartFiles.RuleGroups.Count > 0)
+        {
+            objects.Add(b.PrometheusRule());
+        }
+
+        if (monitoring.DashboardEnabled && ChartFiles.Dashboards.Count > 0)
+        {
+            objects.Add(b.DashboardConfigMap());
         }
 
         return objects;
@@ -213,6 +254,15 @@ public static partial class GatewayManifestBuilder
         }
 
         errors.AddRange(AccessPolicyValidation.Validate(AccessPolicyOf(settings)).Select(e => $"accessPolicy.{e}"));
+        var monitoring = settings.Monitoring;
+        if (!MonitoringInterval().IsMatch(monitoring.ServiceMonitorInterval ?? ""))
+        {
+            errors.Add($"monitoring.serviceMonitor.interval: '{monitoring.ServiceMonitorInterval}' is not a number of seconds or minutes (30s, 1m)");
+        }
+
+        CheckExtraLabels(monitoring.ServiceMonitorLabels, "monitoring.serviceMonitor.labels", errors);
+        CheckExtraLabels(monitoring.PrometheusRuleLabels, "monitoring.prometheusRule.labels", errors);
+        CheckExtraLabels(monitoring.DashboardLabels, "monitoring.dashboard.labels", errors);
         return errors;
     }
 
@@ -308,12 +358,27 @@ public static partial class GatewayManifestBuilder
         }
     }
 
+    // Extra labels go next to the chart's own labels; one of the same key would be a duplicate key in the chart's YAML.
+    private static void CheckExtraLabels(IReadOnlyDictionary<string, string> labels, string field, List<string> errors)
+    {
+        foreach (var key in labels.Keys.Order(StringComparer.Ordinal))
+        {
+            if (key.StartsWith("app.kubernetes.io/", StringComparison.Ordinal) || key == "helm.sh/chart")
+            {
+                errors.Add($"{field}: '{key}' is one of the labels the chart sets itself");
+            }
+        }
+    }
+
     private static string Quote(string value) => JsonSerializer.Serialize(value);
 
     private static string Json<T>(IEnumerable<T> values) => JsonSerializer.Serialize(values.ToList());
 
     [GeneratedRegex(@"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):(?<port>[0-9]{1,5})$", RegexOptions.CultureInvariant)]
     private static partial Regex Endpoint();
+
+    [GeneratedRegex("^[0-9]+(s|m)$", RegexOptions.CultureInvariant)]
+    private static partial Regex MonitoringInterval();
 
     private sealed class Context(GatewayDeploymentSettings s, KubernetesVersion version)
     {
@@ -653,6 +718,54 @@ public static partial class GatewayManifestBuilder
                 };
             }
         }
+
+        private V1ObjectMeta MetaWithExtraLabels(string name, IReadOnlyDictionary<string, string> extra)
+        {
+            var meta = Meta(name, "gateway");
+            foreach (var (key, value) in extra)
+            {
+                meta.Labels[key] = value;
+            }
+
+            return meta;
+        }
+
+        public ExternalSecret KeyExternalSecret() => new()
+        {
+            Metadata = Meta($"{Name}-keys", "gateway"),
+            Spec = new ExternalSecretSpec
+            {
+                RefreshInterval = s.Keys.ExternalSecretRefreshInterval,
+                SecretStoreRef = new ExternalSecretStoreRef { Name = s.Keys.ExternalSecretStore!, Kind = s.Keys.ExternalSecretStoreKind },
+                Target = new ExternalSecretTarget { Name = KeySecretName(s), CreationPolicy = "Owner" },
+                DataFrom = [new ExternalSecretDataFromSource { Extract = new ExternalSecretDataRemoteRef { Key = s.Keys.ExternalSecretRemoteKey! } }],
+            },
+        };
+
+        public ServiceMonitor ServiceMonitor() => new()
+        {
+            Metadata = MetaWithExtraLabels(Name, s.Monitoring.ServiceMonitorLabels),
+            Spec = new ServiceMonitorSpec
+            {
+                Selector = new V1LabelSelector { MatchLabels = GatewaySelector(s) },
+                NamespaceSelector = new ServiceMonitorNamespaceSelector { MatchNames = [s.Namespace] },
+                Endpoints = [new ServiceMonitorEndpoint { Port = "http", Path = "/metrics", Interval = s.Monitoring.ServiceMonitorInterval }],
+            },
+        };
+
+        public PrometheusRule PrometheusRule() => new()
+        {
+            Metadata = MetaWithExtraLabels(Name, s.Monitoring.PrometheusRuleLabels),
+            Spec = new PrometheusRuleSpec { Groups = [.. ChartFiles.RuleGroups] },
+        };
+
+        public V1ConfigMap DashboardConfigMap() => new()
+        {
+            ApiVersion = "v1",
+            Kind = "ConfigMap",
+            Metadata = MetaWithExtraLabels($"{Name}-dashboard", s.Monitoring.DashboardLabels),
+            Data = ChartFiles.Dashboards.ToDictionary(f => f.Key, f => f.Value, StringComparer.Ordinal),
+        };
 
         public V1CronJob RotationCronJob()
         {

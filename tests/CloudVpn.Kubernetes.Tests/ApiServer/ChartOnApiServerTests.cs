@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using CloudVpn.Kubernetes.CustomResources;
 using CloudVpn.Kubernetes.Manifests;
 using CloudVpn.Kubernetes.Tests.Chart;
 using CloudVpn.Policy;
@@ -153,13 +154,13 @@ public sealed class ChartOnApiServerTests
         helm.Ok($"uninstall vpn-gateway --namespace {ns}");
     }
 
-    /// <remarks>
-    /// The custom resources are rendered against the live server (helm template --validate reads its APIs) but not
-    /// stored: the test server (Kubernetes 1.20 built with Go 1.19) crashes in its vendored reflect2 when it decodes a
-    /// custom resource. The CRDs are removed again so later installs on the shared server do not render them.
-    /// </remarks>
+    /// <summary>
+    /// With the CRDs of the Prometheus Operator and External Secrets installed, the server lists their API groups, the
+    /// chart renders its custom resources from them (helm reads <c>.Capabilities.APIVersions</c> from the server), and
+    /// every object is accepted, stored, read back into the strict models with no field lost, and removed on uninstall.
+    /// </summary>
     [Fact]
-    public async Task Custom_resources_render_once_the_server_serves_their_apis()
+    public async Task Custom_resources_install_with_helm_once_the_server_serves_their_apis()
     {
         var (server, helm) = await StartAsync();
         using var _ = helm;
@@ -173,30 +174,150 @@ public sealed class ChartOnApiServerTests
         Assert.NotEqual(0, exit);
         Assert.Contains("does not serve external-secrets.io/v1beta1", stderr, StringComparison.Ordinal);
         var defaults = StrictManifest.Load(helm.Ok($"template vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} --validate --set server.publicEndpoint={HelmChart.PublicEndpoint}"));
-        Assert.DoesNotContain(defaults, o => o.Kind == "ServiceMonitor");
+        Assert.DoesNotContain(defaults, o => o.Kind is "ServiceMonitor" or "PrometheusRule");
 
-        string[] crds = ["externalsecrets.external-secrets.io", "servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"];
-        try
+        await using (await CustomResourceDefinitions.InstallAsync(admin))
         {
-            await EnsureCrdAsync(admin, "external-secrets.io", "v1beta1", "ExternalSecret", "externalsecrets");
-            await EnsureCrdAsync(admin, "monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors");
-            await EnsureCrdAsync(admin, "monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules");
-            var objects = StrictManifest.Load(helm.Ok($"template vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} --validate -f {values}"));
-            var externalSecret = objects.Single(o => o.Kind == "ExternalSecret");
-            Assert.Equal("external-secrets.io/v1beta1", externalSecret.ApiVersion);
-            Assert.Equal("vault-backend", externalSecret.Json["spec"]!["secretStoreRef"]!["name"]!.GetValue<string>());
-            Assert.Contains(objects, o => o is { Kind: "ServiceMonitor", Name: "vpn-gateway" });
+            helm.Ok($"install vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} -f {values}");
+            var objects = await AssertAllStoredAsync(admin, helm, "vpn-gateway", ns);
+            Assert.Contains(objects, o => o is { Kind: "ConfigMap", Name: "vpn-gateway-dashboard" });
+
+            // what the server stored is what the chart rendered (nothing pruned by the structural schemas), and it
+            // deserializes strictly into the models
+            var externalSecret = await ReadBackAsync<ExternalSecret>(admin, objects, ns, "vpn-gateway-keys");
+            Assert.Equal("vault-backend", externalSecret.Spec.SecretStoreRef.Name);
+            Assert.Equal("Retain", externalSecret.Spec.Target.DeletionPolicy); // the CRD's default, filled in by the server
+            var monitor = await ReadBackAsync<ServiceMonitor>(admin, objects, ns, "vpn-gateway");
+            Assert.Equal([ns], monitor.Spec.NamespaceSelector!.MatchNames);
+            var rule = await ReadBackAsync<PrometheusRule>(admin, objects, ns, "vpn-gateway");
+            Assert.Equal(ChartFiles.RuleGroups.SelectMany(g => g.Rules!).Select(r => r.Alert), rule.Spec.Groups!.SelectMany(g => g.Rules!).Select(r => r.Alert));
+
             // the Secret it fills is what the gateway's Role names
             var role = (V1Role)objects.Single(o => o is { Kind: "Role", Name: "vpn-gateway" }).Typed;
             Assert.Equal(["vpn-gateway-keys"], role.Rules.Single().ResourceNames);
-        }
-        finally
-        {
-            foreach (var crd in crds)
+
+            helm.Ok($"uninstall vpn-gateway --namespace {ns}");
+            foreach (var o in objects)
             {
-                await DeleteCrdAsync(admin, crd);
+                Assert.False(await ClusterObjects.ExistsAsync(admin, o.ApiVersion, o.Kind, ns, o.Name), $"{o.Key} left behind");
             }
         }
+
+        await admin.CoreV1.DeleteNamespaceAsync(ns, cancellationToken: Ct);
+    }
+
+    /// <summary>
+    /// The builder's custom resources for the APIs the server reports (<see cref="ClusterCapabilities.DiscoverAsync"/>),
+    /// created through KubernetesClient's custom object API (server-side dry run, then for real), read back typed with
+    /// the generic client, and deleted again; with the SecretStore their ExternalSecret reads from.
+    /// </summary>
+    [Fact]
+    public async Task Builder_custom_resources_are_created_and_read_back_through_kubernetes_client()
+    {
+        var server = await KubeApiServer.GetAsync();
+        using var admin = server.AdminClient();
+        var ns = await server.CreateNamespaceAsync("built-crd");
+        var settings = ValueSets.Get("monitoring") with
+        {
+            Namespace = ns,
+            Keys = ValueSets.Get("externalSecret").Keys,
+        };
+
+        // before the CRDs: the server serves neither API, and the builder refuses the ExternalSecret key source
+        var bare = await ClusterCapabilities.DiscoverAsync(admin, Ct);
+        Assert.Equal(KubernetesVersion.V1_20, bare.Version);
+        Assert.True(bare.Serves("apps/v1") && !bare.ServesMonitoring && !bare.ServesExternalSecrets);
+        Assert.Throws<ArgumentException>(() => GatewayManifestBuilder.Build(settings, bare));
+
+        await using (await CustomResourceDefinitions.InstallAsync(admin))
+        {
+            var cluster = await ClusterCapabilities.DiscoverAsync(admin, Ct);
+            Assert.True(cluster.ServesMonitoring && cluster.ServesExternalSecrets);
+            var store = new SecretStore
+            {
+                Metadata = new V1ObjectMeta { Name = "vault-backend", NamespaceProperty = ns },
+                Spec = new SecretStoreSpec
+                {
+                    Provider = new SecretStoreProvider
+                    {
+                        Vault = new SecretStoreVaultProvider
+                        {
+                            Server = "https://vault.example:8200", Path = "secret",
+                            Auth = new SecretStoreVaultAuth { Kubernetes = new SecretStoreVaultKubernetesAuth { MountPath = "kubernetes", Role = "vpn-gateway" } },
+                        },
+                    },
+                },
+            };
+            using (var stores = new GenericClient(admin, SecretStore.KubeGroup, SecretStore.KubeApiVersion, SecretStore.KubePluralName, disposeClient: false))
+            {
+                var created = await stores.CreateNamespacedAsync(store, ns, Ct);
+                Assert.Equal("v2", created.Spec.Provider.Vault!.Version); // the CRD's default, read back into the strict model
+            }
+
+            var objects = GatewayManifestBuilder.Build(settings, cluster).ToList();
+            var custom = objects.Where(o => o is ServiceMonitor or PrometheusRule or ExternalSecret).Append(store).ToList();
+            Assert.Equal(["ExternalSecret", "ServiceMonitor", "PrometheusRule", "SecretStore"], custom.Select(o => o.Kind));
+
+            foreach (var o in objects)
+            {
+                await ClusterObjects.CreateAsync(admin, o, ns, dryRun: true);
+            }
+
+            Assert.False(await ClusterObjects.ExistsAsync(admin, ServiceMonitor.GroupVersion, ServiceMonitor.KubeKind, ns, settings.Name), "dry run stored the ServiceMonitor");
+            foreach (var o in objects)
+            {
+                await ClusterObjects.CreateAsync(admin, o, ns, dryRun: false);
+            }
+
+            foreach (var o in custom)
+            {
+                var (group, version, plural) = Resource(o);
+                using var generic = new GenericClient(admin, group, version, plural, disposeClient: false);
+                var stored = o switch
+                {
+                    ServiceMonitor => (IKubernetesObject<V1ObjectMeta>)await generic.ReadNamespacedAsync<ServiceMonitor>(ns, o.Metadata.Name, Ct),
+                    PrometheusRule => await generic.ReadNamespacedAsync<PrometheusRule>(ns, o.Metadata.Name, Ct),
+                    ExternalSecret => await generic.ReadNamespacedAsync<ExternalSecret>(ns, o.Metadata.Name, Ct),
+                    _ => await generic.ReadNamespacedAsync<SecretStore>(ns, o.Metadata.Name, Ct),
+                };
+                // every field the builder set came back unchanged (the server adds metadata and the CRDs' defaults)
+                StrictManifest.CompareStrict(
+                    System.Text.Json.Nodes.JsonNode.Parse(KubernetesJson.Serialize(o)), System.Text.Json.Nodes.JsonNode.Parse(KubernetesJson.Serialize(stored)), $"{o.Kind}/{o.Metadata.Name}");
+            }
+
+            var dashboard = await admin.CoreV1.ReadNamespacedConfigMapAsync($"{settings.Name}-dashboard", ns, cancellationToken: Ct);
+            Assert.Equal(ChartFiles.Dashboards.Single().Value, dashboard.Data["cloudvpn-gateway-dashboard.json"]);
+            Assert.Equal("vpn", dashboard.Metadata.Labels["grafana_folder"]);
+
+            foreach (var o in Enumerable.Reverse(objects).Append(store))
+            {
+                await ClusterObjects.DeleteAsync(admin, o.ApiVersion, o.Kind, ns, o.Metadata.Name);
+                Assert.False(await ClusterObjects.ExistsAsync(admin, o.ApiVersion, o.Kind, ns, o.Metadata.Name), $"{o.Kind}/{o.Metadata.Name} not deleted");
+            }
+        }
+
+        await admin.CoreV1.DeleteNamespaceAsync(ns, cancellationToken: Ct);
+    }
+
+    private static (string Group, string Version, string Plural) Resource(IKubernetesObject<V1ObjectMeta> o) => o switch
+    {
+        ServiceMonitor => (ServiceMonitor.KubeGroup, ServiceMonitor.KubeApiVersion, ServiceMonitor.KubePluralName),
+        PrometheusRule => (PrometheusRule.KubeGroup, PrometheusRule.KubeApiVersion, PrometheusRule.KubePluralName),
+        ExternalSecret => (ExternalSecret.KubeGroup, ExternalSecret.KubeApiVersion, ExternalSecret.KubePluralName),
+        SecretStore => (SecretStore.KubeGroup, SecretStore.KubeApiVersion, SecretStore.KubePluralName),
+        _ => throw new ArgumentOutOfRangeException(nameof(o), o.Kind),
+    };
+
+    // A custom resource as the server stored it, strictly typed; what the chart rendered must have survived unchanged.
+    private static async Task<T> ReadBackAsync<T>(IKubernetes admin, List<RenderedObject> rendered, string ns, string name)
+        where T : IKubernetesObject<V1ObjectMeta>
+    {
+        var entity = typeof(T).GetCustomAttributes(typeof(KubernetesEntityAttribute), false).Cast<KubernetesEntityAttribute>().Single();
+        using var generic = new GenericClient(admin, entity.Group, entity.ApiVersion, entity.PluralName, disposeClient: false);
+        var stored = await generic.ReadNamespacedAsync<T>(ns, name, Ct);
+        var source = rendered.Single(o => o.Kind == entity.Kind && o.Name == name);
+        StrictManifest.CompareStrict(source.Json, System.Text.Json.Nodes.JsonNode.Parse(KubernetesJson.Serialize(stored)), source.Key);
+        return stored;
     }
 
     [Theory]
@@ -316,78 +437,5 @@ public sealed class ChartOnApiServerTests
     {
         var e = await Assert.ThrowsAsync<HttpOperationException>(call);
         Assert.Equal(HttpStatusCode.Forbidden, e.Response.StatusCode);
-    }
-
-    private static async Task DeleteCrdAsync(IKubernetes admin, string name)
-    {
-        try
-        {
-            await admin.ApiextensionsV1.DeleteCustomResourceDefinitionAsync(name, cancellationToken: Ct);
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
-        {
-            return;
-        }
-
-        for (var i = 0; i < 100 && await CrdExistsAsync(admin, name); i++)
-        {
-            await Task.Delay(100, Ct);
-        }
-    }
-
-    private static async Task<bool> CrdExistsAsync(IKubernetes admin, string name)
-    {
-        try
-        {
-            await admin.ApiextensionsV1.ReadCustomResourceDefinitionAsync(name, cancellationToken: Ct);
-            return true;
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
-        {
-            return false;
-        }
-    }
-
-    // A minimal CRD (schema open) so that the API group is served; cluster-wide, kept for the rest of the run.
-    private static async Task EnsureCrdAsync(IKubernetes admin, string group, string version, string kind, string plural)
-    {
-        var name = $"{plural}.{group}";
-        if (!await CrdExistsAsync(admin, name))
-        {
-            await admin.ApiextensionsV1.CreateCustomResourceDefinitionAsync(new V1CustomResourceDefinition
-            {
-                Metadata = new V1ObjectMeta { Name = name },
-                Spec = new V1CustomResourceDefinitionSpec
-                {
-                    Group = group,
-                    Scope = "Namespaced",
-                    Names = new V1CustomResourceDefinitionNames { Kind = kind, Plural = plural, Singular = kind.ToLowerInvariant(), ListKind = kind + "List" },
-                    Versions =
-                    [
-                        new V1CustomResourceDefinitionVersion
-                        {
-                            Name = version, Served = true, Storage = true,
-                            Schema = new V1CustomResourceValidation { OpenAPIV3Schema = new V1JSONSchemaProps { Type = "object", XKubernetesPreserveUnknownFields = true } },
-                        },
-                    ],
-                },
-            }, cancellationToken: Ct);
-        }
-
-        // served once established
-        for (var i = 0; i < 100; i++)
-        {
-            try
-            {
-                await admin.CustomObjects.ListClusterCustomObjectAsync(group, version, plural, cancellationToken: Ct);
-                return;
-            }
-            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
-            {
-                await Task.Delay(100, Ct);
-            }
-        }
-
-        Assert.Fail($"{name} not served after 10 s");
     }
 }

@@ -16,7 +16,7 @@ internal static class ClusterObjects
         ["Namespace"] = "namespaces", ["Role"] = "roles", ["RoleBinding"] = "rolebindings", ["Deployment"] = "deployments",
         ["HorizontalPodAutoscaler"] = "horizontalpodautoscalers", ["PodDisruptionBudget"] = "poddisruptionbudgets",
         ["CronJob"] = "cronjobs", ["NetworkPolicy"] = "networkpolicies", ["ServiceMonitor"] = "servicemonitors",
-        ["PrometheusRule"] = "prometheusrules", ["ExternalSecret"] = "externalsecrets",
+        ["PrometheusRule"] = "prometheusrules", ["ExternalSecret"] = "externalsecrets", ["SecretStore"] = "secretstores",
     };
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -36,6 +36,41 @@ internal static class ClusterObjects
                 var (group, version) = Split(obj.ApiVersion);
                 await client.CustomObjects.CreateNamespacedCustomObjectAsync(obj, group, version, ns, Plurals[obj.Kind], dryRun: dry, cancellationToken: Ct);
                 break;
+        }
+    }
+
+    /// <summary>Deletes the object (its kind by apiVersion and kind).</summary>
+    public static async Task DeleteAsync(IKubernetes client, string apiVersion, string kind, string ns, string name)
+    {
+        if (!apiVersion.Contains('/', StringComparison.Ordinal))
+        {
+            _ = kind switch
+            {
+                "ConfigMap" => (object)await client.CoreV1.DeleteNamespacedConfigMapAsync(name, ns, cancellationToken: Ct),
+                "Secret" => await client.CoreV1.DeleteNamespacedSecretAsync(name, ns, cancellationToken: Ct),
+                "ServiceAccount" => await client.CoreV1.DeleteNamespacedServiceAccountAsync(name, ns, cancellationToken: Ct),
+                "Service" => await DeleteServiceAsync(client, ns, name),
+                _ => throw new NotSupportedException(kind),
+            };
+        }
+        else
+        {
+            var (group, version) = Split(apiVersion);
+            await client.CustomObjects.DeleteNamespacedCustomObjectAsync(group, version, ns, Plurals[kind], name, propagationPolicy: "Background", cancellationToken: Ct);
+        }
+    }
+
+    // Kubernetes 1.20 answers a Service's deletion with a Status, where the client (written for 1.21+) expects the
+    // Service: the deletion happened; the caller checks that the Service is gone.
+    private static async Task<object> DeleteServiceAsync(IKubernetes client, string ns, string name)
+    {
+        try
+        {
+            return await client.CoreV1.DeleteNamespacedServiceAsync(name, ns, cancellationToken: Ct);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return name;
         }
     }
 

@@ -23,15 +23,18 @@ public sealed class ChartBuilderAgreementTests
         var values = HelmChart.WriteValues(dir, set, settings.ToHelmValues());
         var (exit, stdout, stderr) = HelmChart.Template([values], kubeVersion, ValueSets.ApiVersionsFor(set), ns: settings.Namespace);
         Assert.True(exit == 0, stderr);
-        var chart = StrictManifest.Load(stdout)
-            // not built by the builders: custom resources, and the dashboard ConfigMap made from a file of the chart
-            .Where(o => !StrictManifest.CustomKinds.Contains(o.Kind) && o.Key != $"ConfigMap/{settings.Name}-dashboard")
-            .ToDictionary(o => o.Key, o => o);
+        var chart = StrictManifest.Load(stdout).ToDictionary(o => o.Key, o => o);
 
-        var built = GatewayManifestBuilder.Build(settings, KubernetesVersion.Parse(kubeVersion))
-            .ToDictionary(o => $"{o.Kind}/{o.Metadata.Name}", o => o);
+        // the same cluster as helm was told about: its version and the custom resource APIs it serves
+        var cluster = new ClusterCapabilities(KubernetesVersion.Parse(kubeVersion), ValueSets.ApiVersionsFor(set));
+        var built = GatewayManifestBuilder.Build(settings, cluster).ToDictionary(o => $"{o.Kind}/{o.Metadata.Name}", o => o);
 
         Assert.Equal(chart.Keys.Order(StringComparer.Ordinal), built.Keys.Order(StringComparer.Ordinal));
+        // the custom resources and the dashboard are among them exactly where the chart's conditions hold
+        Assert.Equal(cluster.ServesMonitoring && settings.Service.Headless, built.ContainsKey($"ServiceMonitor/{settings.Name}"));
+        Assert.Equal(cluster.ServesMonitoring, built.ContainsKey($"PrometheusRule/{settings.Name}"));
+        Assert.Equal(settings.Keys.Source == GatewayKeySource.ExternalSecret, built.ContainsKey($"ExternalSecret/{settings.Name}-keys"));
+        Assert.True(built.ContainsKey($"ConfigMap/{settings.Name}-dashboard"));
         foreach (var (key, fromChart) in chart)
         {
             var fromBuilder = JsonNode.Parse(KubernetesJson.Serialize(built[key]))!;

@@ -36,9 +36,15 @@ internal static class StrictManifest
         ["CronJob"] = typeof(V1CronJob),
         ["NetworkPolicy"] = typeof(V1NetworkPolicy),
         ["MutatingWebhookConfiguration"] = typeof(V1MutatingWebhookConfiguration),
+        ["CustomResourceDefinition"] = typeof(V1CustomResourceDefinition),
+        // custom resources: the strict models of CloudVpn.Kubernetes (KubernetesClient has none)
+        ["ServiceMonitor"] = typeof(CustomResources.ServiceMonitor),
+        ["PrometheusRule"] = typeof(CustomResources.PrometheusRule),
+        ["ExternalSecret"] = typeof(CustomResources.ExternalSecret),
+        ["SecretStore"] = typeof(CustomResources.SecretStore),
     };
 
-    /// <summary>Custom resources the chart may render; KubernetesClient has no models for them.</summary>
+    /// <summary>Custom resources the chart may render where their API is served.</summary>
     public static readonly IReadOnlySet<string> CustomKinds = new HashSet<string> { "ServiceMonitor", "PrometheusRule", "ExternalSecret" };
 
     public static List<RenderedObject> Load(string manifest)
@@ -61,22 +67,18 @@ internal static class StrictManifest
             JsonNode roundTrip;
             if (Models.TryGetValue(kind, out var type))
             {
-                typed = Deserialize(source.ToJsonString(), type);
-                roundTrip = JsonNode.Parse(KubernetesJson.Serialize(typed))!;
-                CompareStrict(source, roundTrip, $"{kind}/{name}");
-            }
-            else if (CustomKinds.Contains(kind))
-            {
                 try
                 {
-                    typed = CustomResourceModels.Deserialize(kind, source);
+                    typed = Deserialize(source.ToJsonString(), type);
                 }
-                catch (System.Text.Json.JsonException e)
+                catch (System.Reflection.TargetInvocationException e) when (e.InnerException is JsonException inner)
                 {
-                    throw new InvalidDataException($"{kind}/{name}: {e.Message}", e);
+                    // the custom resource models refuse an unknown field (or a missing required one) themselves
+                    throw new InvalidDataException($"{kind}/{name}: {inner.Message}", inner);
                 }
 
-                roundTrip = source;
+                roundTrip = JsonNode.Parse(KubernetesJson.Serialize(typed))!;
+                CompareStrict(source, roundTrip, $"{kind}/{name}");
             }
             else
             {
@@ -122,7 +124,7 @@ internal static class StrictManifest
                             continue;
                         }
 
-                        throw new InvalidDataException($"{path}.{key}: unknown field (not in the KubernetesClient model)");
+                        throw new InvalidDataException($"{path}.{key}: unknown field (not in the typed model, or not in what the server stored)");
                     }
 
                     CompareStrict(value, mv, $"{path}.{key}");

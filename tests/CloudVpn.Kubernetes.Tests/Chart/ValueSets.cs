@@ -1,4 +1,5 @@
 using System.Net;
+using CloudVpn.Kubernetes.CustomResources;
 using CloudVpn.Kubernetes.Manifests;
 using CloudVpn.Policy;
 using CloudVpn.Scaling;
@@ -81,10 +82,20 @@ internal static class ValueSets
             },
             Keys = new GatewayKeySettings { RotationEnabled = false },
         },
+        "monitoring" => Base with
+        {
+            Monitoring = new GatewayMonitoringSettings
+            {
+                ServiceMonitorInterval = "15s",
+                ServiceMonitorLabels = new Dictionary<string, string> { ["release"] = "kube-prometheus-stack" },
+                PrometheusRuleLabels = new Dictionary<string, string> { ["release"] = "kube-prometheus-stack", ["role"] = "alert-rules" },
+                DashboardLabels = new Dictionary<string, string> { ["grafana_dashboard"] = "1", ["grafana_folder"] = "vpn" },
+            },
+        },
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
     };
 
-    public static readonly string[] Names = ["defaults", "openvpn", "autoscaling", "vault", "externalSecret", "nodeAffinity", "accessPolicy", "allowAll"];
+    public static readonly string[] Names = ["defaults", "openvpn", "autoscaling", "vault", "externalSecret", "nodeAffinity", "accessPolicy", "allowAll", "monitoring"];
 
     public static TheoryData<string, string> Matrix()
     {
@@ -100,8 +111,17 @@ internal static class ValueSets
         return data;
     }
 
-    /// <summary>API versions a value set needs beyond the built-in ones (its custom resources).</summary>
-    public static string[] ApiVersionsFor(string name) => name == "externalSecret" ? ["external-secrets.io/v1beta1"] : [];
+    /// <summary>
+    /// API versions the cluster of a value set serves beyond the built-in ones: External Secrets where the set needs it,
+    /// the Prometheus Operator's API for the sets that show the monitoring objects (openvpn: without the headless
+    /// Service, so no ServiceMonitor); the other sets see a cluster without either.
+    /// </summary>
+    public static string[] ApiVersionsFor(string name) => name switch
+    {
+        "externalSecret" => [ExternalSecret.GroupVersion, ServiceMonitor.GroupVersion],
+        "monitoring" or "openvpn" => [ServiceMonitor.GroupVersion],
+        _ => [],
+    };
 
     private static GatewayDeploymentSettings Base => new()
     {
