@@ -317,6 +317,58 @@ public sealed class UdpBatchTests
         Assert.Equal(port, again.Port);
     }
 
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public void Steady_state_sends_and_receives_allocate_nothing(string loopback)
+    {
+        using var sender = UdpBind.Open(0);
+        using var receiver = UdpBind.Open(0);
+        var handled = 0;
+        var allocatedBetweenBatches = 0L;
+        var lastSeen = -1L;
+        receiver.StartReceivingBatches(batch =>
+        {
+            // what the receive loop allocated since it last called the handler (the handler itself allocates nothing)
+            var now = GC.GetAllocatedBytesForCurrentThread();
+            if (Volatile.Read(ref handled) >= 20 && lastSeen >= 0)
+            {
+                Interlocked.Add(ref allocatedBetweenBatches, now - lastSeen);
+            }
+
+            _ = receiver.EndPointOf(batch.Sources[0]);
+            Interlocked.Increment(ref handled);
+            lastSeen = GC.GetAllocatedBytesForCurrentThread();
+        });
+        var to = new IPEndPoint(IPAddress.Parse(loopback), receiver.Port);
+        var batch = BatchTesting.Fill(Enumerable.Range(0, 48).Select(i => ((IPEndPoint?)to, BatchTesting.Payload(i, i % 16 == 15 ? 400 : 1300))).ToList());
+        for (var i = 0; i < 20; i++)
+        {
+            sender.SendBatch(batch); // warm-up: endpoint cache, JIT
+            Thread.Sleep(1);
+        }
+
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref handled) >= 20, TimeSpan.FromSeconds(5)));
+        var sent = 0;
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 50; i++)
+        {
+            sent += sender.SendBatch(batch);
+        }
+
+        var sendAllocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(50 * 48, sent);
+        for (var i = 0; i < 30; i++)
+        {
+            sender.SendBatch(batch);
+            Thread.Sleep(1);
+        }
+
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref handled) >= 40, TimeSpan.FromSeconds(5)));
+        Assert.Equal(0, sendAllocated);
+        Assert.Equal(0, Interlocked.Read(ref allocatedBetweenBatches));
+    }
+
     [Fact]
     public void Concurrent_batches_single_sends_and_rebinds_account_for_every_datagram()
     {
