@@ -1,3 +1,4 @@
+using CloudVpn.WireGuard.Buffers;
 using System.Net;
 using System.Net.Sockets;
 
@@ -10,11 +11,13 @@ public delegate void UdpDatagramHandler(ReadOnlySpan<byte> datagram, IPEndPoint 
 
 /// <summary>
 /// The device's UDP socket: one dual-stack IPv6 socket (IPv4 peers as mapped addresses) where the host has IPv6,
-/// otherwise an IPv4 socket; large kernel buffers; a receive thread that reads into a pinned buffer with the
-/// allocation-free <see cref="Socket.ReceiveFrom(Span{byte}, SocketFlags, SocketAddress)"/>; sends that reuse a cached
-/// serialized address per endpoint. <see cref="Rebind"/> moves to another port (as <c>wg set listen-port</c> does).
+/// otherwise an IPv4 socket; large kernel buffers; a receive thread, either per datagram (allocation-free
+/// <see cref="Socket.ReceiveFrom(Span{byte}, SocketFlags, SocketAddress)"/>) or per batch (<c>recvmmsg</c> with UDP GRO,
+/// <see cref="StartReceivingBatches"/>); sends of one datagram or of a whole <see cref="PacketBatch"/> (<c>sendmmsg</c>
+/// with UDP GSO, <see cref="SendBatch"/>) through a cached serialized address per endpoint. <see cref="Rebind"/> moves
+/// to another port (as <c>wg set listen-port</c> does).
 /// </summary>
-public sealed class UdpBind : IDisposable
+public sealed partial class UdpBind : IDisposable
 {
     /// <summary>Kernel socket buffer size asked for (the kernel caps it at net.core.[rw]mem_max unless forced).</summary>
     public const int SocketBufferSize = 7 << 20;
@@ -23,37 +26,62 @@ public sealed class UdpBind : IDisposable
 
     private readonly Lock _gate = new();
     private readonly byte[] _receiveBuffer = GC.AllocateArray<byte>(MaxDatagram, pinned: true);
-    private Socket _socket;
-    private UdpEndpointCache _cache;
+    private readonly UdpBatchOptions _options;
+    private volatile Bound _bound;
     private Thread? _receiver;
     private UdpDatagramHandler? _handler;
+    private Action<PacketBatch>? _batchHandler;
     private Action<Exception>? _onError;
     private bool _disposed;
     private long _sendErrors;
+    private long _gsoFallbacks;
+    private int _offloads;
     private uint _firewallMark;
 
-    private UdpBind(Socket socket)
+    private UdpBind(Socket socket, UdpBatchOptions options)
     {
-        _socket = socket;
-        _cache = new UdpEndpointCache(socket.AddressFamily);
+        _bound = new Bound(socket);
+        _options = options;
+        _offloads = (int)Probe(_bound, options);
     }
 
     /// <summary>The UDP port bound.</summary>
-    public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
+    public int Port => ((IPEndPoint)_bound.Socket.LocalEndPoint!).Port;
 
     /// <summary>True when the socket is dual-stack IPv6 (reaches IPv4 and IPv6 peers).</summary>
-    public bool IsDualStack => _socket.AddressFamily == AddressFamily.InterNetworkV6;
+    public bool IsDualStack => _bound.Socket.AddressFamily == AddressFamily.InterNetworkV6;
 
     /// <summary>Datagrams the kernel refused to send (unreachable, no route, buffer full).</summary>
     public long SendErrors => Interlocked.Read(ref _sendErrors);
 
+    /// <summary>UDP GSO sends the kernel refused (<c>EIO</c>, <c>EINVAL</c>); after the first, GSO stays off and runs go out one datagram each.</summary>
+    public long GsoFallbacks => Interlocked.Read(ref _gsoFallbacks);
+
+    /// <summary>
+    /// The batching features in use: those asked for in <see cref="UdpBatchOptions"/> that the kernel offered, less those
+    /// that failed since. <see cref="UdpOffloads.Gro"/> is dropped when the per-datagram receiver runs (it cannot split).
+    /// </summary>
+    public UdpOffloads ActiveOffloads => (UdpOffloads)Volatile.Read(ref _offloads);
+
+    /// <summary>The current socket (tests set kernel options on it).</summary>
+    internal Socket Socket => _bound.Socket;
+
+    /// <summary>The batching options the socket was opened with.</summary>
+    public UdpBatchOptions Options => _options;
+
     /// <summary>Binds <paramref name="port"/> (0: a free port) on every address.</summary>
+    /// <param name="port">The UDP port, 0 for any free one.</param>
+    /// <param name="firewallMark">SO_MARK of the packets sent (0: none).</param>
+    /// <param name="options">Batching options (null: <see cref="UdpBatchOptions.Default"/>).</param>
     /// <exception cref="SocketException">The port is taken or the socket cannot be created.</exception>
-    public static UdpBind Open(int port, uint firewallMark = 0)
+    /// <exception cref="ArgumentException">An option is out of range (the message names it).</exception>
+    public static UdpBind Open(int port, uint firewallMark = 0, UdpBatchOptions? options = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
-        var bind = new UdpBind(CreateSocket(port, firewallMark)) { _firewallMark = firewallMark };
+        options ??= UdpBatchOptions.Default;
+        options.Validate();
+        var bind = new UdpBind(CreateSocket(port, firewallMark), options) { _firewallMark = firewallMark };
         return bind;
     }
 
@@ -64,15 +92,40 @@ public sealed class UdpBind : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_handler is not null)
-            {
-                throw new InvalidOperationException("The UDP receiver is already running.");
-            }
-
+            ThrowIfReceiving();
             _handler = handler;
             _onError = onError;
-            StartThread(_socket, _cache);
+            Interlocked.And(ref _offloads, ~(int)UdpOffloads.Gro);
+            StartThread(_bound);
         }
+    }
+
+    /// <summary>
+    /// Starts the batch receive thread: it reads up to <see cref="UdpBatchOptions.BatchSize"/> messages per call into 64 KiB
+    /// regions of a batch it owns, splits GRO-coalesced messages by their segment size, fills
+    /// <see cref="PacketBatch.Sources"/>, and calls <paramref name="handler"/> once per batch on that thread. The handler
+    /// may rewrite entries in place and is done with the batch when it returns. Errors of the handler go to
+    /// <paramref name="onError"/> (the batch is dropped, receiving goes on).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A receiver already runs.</exception>
+    public void StartReceivingBatches(Action<PacketBatch> handler, Action<Exception>? onError = null)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ThrowIfReceiving();
+            _batchHandler = handler;
+            _onError = onError;
+            StartThread(_bound);
+        }
+    }
+
+    /// <summary>The endpoint of a received source address (as in <see cref="PacketBatch.Sources"/>), cached: IPv4-mapped sources come back as plain IPv4.</summary>
+    public IPEndPoint EndPointOf(SocketAddress source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        return _bound.Cache.FromSocketAddress(source);
     }
 
     /// <summary>Sends one datagram. Thread-safe; failures are counted, not thrown (UDP is lossy anyway).</summary>
@@ -80,8 +133,8 @@ public sealed class UdpBind : IDisposable
     public bool Send(ReadOnlySpan<byte> datagram, IPEndPoint destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var socket = _socket;
-        var address = _cache.ToSocketAddress(destination);
+        var bound = _bound;
+        var address = bound.Cache.ToSocketAddress(destination);
         if (address is null)
         {
             Interlocked.Increment(ref _sendErrors);
@@ -90,7 +143,7 @@ public sealed class UdpBind : IDisposable
 
         try
         {
-            socket.SendTo(datagram, SocketFlags.None, address);
+            bound.Socket.SendTo(datagram, SocketFlags.None, address);
             return true;
         }
         catch (SocketException)
@@ -113,7 +166,7 @@ public sealed class UdpBind : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(mark));
+            _bound.Socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(mark));
             _firewallMark = mark;
         }
     }
@@ -131,16 +184,15 @@ public sealed class UdpBind : IDisposable
                 return;
             }
 
-            var fresh = CreateSocket(port, mark);
-            var old = _socket;
-            _cache = new UdpEndpointCache(fresh.AddressFamily);
-            _socket = fresh;
-            if (_handler is not null)
+            var fresh = new Bound(CreateSocket(port, mark));
+            var old = _bound;
+            _bound = fresh;
+            if (_handler is not null || _batchHandler is not null)
             {
-                StartThread(fresh, _cache);
+                StartThread(fresh);
             }
 
-            old.Dispose();
+            old.Socket.Dispose();
         }
     }
 
@@ -157,7 +209,7 @@ public sealed class UdpBind : IDisposable
 
             _disposed = true;
             receiver = _receiver;
-            _socket.Dispose();
+            _bound.Socket.Dispose();
         }
 
         if (receiver is not null && receiver != Thread.CurrentThread)
@@ -166,18 +218,39 @@ public sealed class UdpBind : IDisposable
         }
     }
 
-    private void StartThread(Socket socket, UdpEndpointCache cache)
+    private void ThrowIfReceiving()
     {
-        _receiver = new Thread(() => ReceiveLoop(socket, cache))
+        if (_handler is not null || _batchHandler is not null)
+        {
+            throw new InvalidOperationException("The UDP receiver is already running.");
+        }
+    }
+
+    private void StartThread(Bound bound)
+    {
+        var batches = _batchHandler is not null;
+        _receiver = new Thread(() =>
+        {
+            if (batches)
+            {
+                ReceiveBatchLoop(bound);
+            }
+            else
+            {
+                ReceiveLoop(bound);
+            }
+        })
         {
             IsBackground = true,
-            Name = $"udp-recv {((IPEndPoint)socket.LocalEndPoint!).Port}",
+            Name = $"udp-recv {((IPEndPoint)bound.Socket.LocalEndPoint!).Port}",
         };
         _receiver.Start();
     }
 
-    private void ReceiveLoop(Socket socket, UdpEndpointCache cache)
+    private void ReceiveLoop(Bound bound)
     {
+        var socket = bound.Socket;
+        var cache = bound.Cache;
         var handler = _handler!;
         var from = new SocketAddress(socket.AddressFamily);
         var buffer = _receiveBuffer.AsSpan();
@@ -212,6 +285,16 @@ public sealed class UdpBind : IDisposable
                 _onError?.Invoke(ex);
             }
         }
+    }
+
+    /// <summary>A socket with what belongs to it alone; swapped as a whole by <see cref="Rebind"/>.</summary>
+    private sealed class Bound(Socket socket)
+    {
+        public Socket Socket { get; } = socket;
+
+        public SafeSocketHandle Handle { get; } = socket.SafeHandle;
+
+        public UdpEndpointCache Cache { get; } = new(socket.AddressFamily);
     }
 
     private static Socket CreateSocket(int port, uint firewallMark)

@@ -1,0 +1,53 @@
+namespace CloudVpn.WireGuard.Udp;
+
+/// <summary>The batched I/O features of <see cref="UdpBind"/>; each can be switched off (a kernel that lacks one falls back on its own).</summary>
+[Flags]
+public enum UdpOffloads
+{
+    /// <summary>One datagram per system call.</summary>
+    None = 0,
+
+    /// <summary><c>recvmmsg</c>/<c>sendmmsg</c>: many datagrams per system call.</summary>
+    Mmsg = 1,
+
+    /// <summary>UDP GSO (<c>UDP_SEGMENT</c>): a run of equal-sized datagrams to one endpoint leaves as one send.</summary>
+    Gso = 2,
+
+    /// <summary>UDP GRO (<c>UDP_GRO</c>): the kernel hands over coalesced datagrams with their segment size.</summary>
+    Gro = 4,
+}
+
+/// <summary>How <see cref="UdpBind"/> batches its system calls. Every feature is probed when the socket opens and falls back when missing.</summary>
+public sealed record UdpBatchOptions
+{
+    /// <summary>The largest <see cref="BatchSize"/> (the kernel's UIO_MAXIOV, the limit of <c>sendmmsg</c>/<c>recvmmsg</c>).</summary>
+    public const int MaxBatchSize = 1024;
+
+    /// <summary>Use <c>recvmmsg</c>/<c>sendmmsg</c> (default true); false: <c>recvmsg</c>/<c>sendmsg</c>, one message per call.</summary>
+    public bool UseMmsg { get; init; } = true;
+
+    /// <summary>Send runs of equal-sized datagrams to one endpoint as one UDP GSO send (<c>UDP_SEGMENT</c>; default true).</summary>
+    public bool UseGso { get; init; } = true;
+
+    /// <summary>Let the kernel coalesce received datagrams (<c>UDP_GRO</c>; default true); only the batch receiver enables it.</summary>
+    public bool UseGro { get; init; } = true;
+
+    /// <summary>Messages per <c>recvmmsg</c>/<c>sendmmsg</c> call (default 64, 1..1024).</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>The defaults: every feature on, 64 messages per call.</summary>
+    public static UdpBatchOptions Default { get; } = new();
+
+    /// <summary>Test hook: features the probe treats as missing from the kernel (as if <c>ENOPROTOOPT</c>/<c>ENOSYS</c>).</summary>
+    internal UdpOffloads SimulateUnsupported { get; init; }
+
+    /// <summary>Checks every field.</summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        if (BatchSize is < 1 or > MaxBatchSize)
+        {
+            throw new ArgumentException($"UdpBatchOptions.BatchSize: {BatchSize} is outside 1..{MaxBatchSize}.", nameof(BatchSize));
+        }
+    }
+}
