@@ -16,6 +16,19 @@ internal static unsafe partial class LinuxTun
     public const uint TunSetIff = 0x400454ca;
     public const short IffTun = 0x0001;
     public const short IffNoPi = 0x1000;
+    public const short IffVnetHdr = 0x4000;
+
+    /// <summary><c>_IOW('T', 208, unsigned int)</c>: the offloads the reader accepts (the argument is the value).</summary>
+    public const uint TunSetOffload = 0x400454d0;
+
+    /// <summary><c>_IOW('T', 216, int)</c>: the size of the virtio_net_hdr before every packet.</summary>
+    public const uint TunSetVnetHdrSz = 0x400454d8;
+
+    public const uint TunFCsum = 0x01;
+    public const uint TunFTso4 = 0x02;
+    public const uint TunFTso6 = 0x04;
+    public const uint TunFUso4 = 0x20;
+    public const uint TunFUso6 = 0x40;
     public const short IffUp = 0x0001;
     public const short IffRunning = 0x0040;
 
@@ -33,6 +46,7 @@ internal static unsafe partial class LinuxTun
     public const int ENoent = 2;
     public const int EPerm = 1;
     public const int EBusy = 16;
+    public const int EInval = 22;
 
     public const int IfNameSize = 16;
 
@@ -43,6 +57,14 @@ internal static unsafe partial class LinuxTun
         public fixed byte Name[IfNameSize];
         public short Flags; // also the low half of ifr_mtu (int) on little-endian
         public short Pad;
+    }
+
+    /// <summary><c>struct iovec</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public void* Base;
+        public nuint Length;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -67,6 +89,15 @@ internal static unsafe partial class LinuxTun
 
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     public static partial int Ioctl(int fd, nuint request, IfReq* argument);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int IoctlValue(int fd, nuint request, nuint argument);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int IoctlInt(int fd, nuint request, int* argument);
+
+    [LibraryImport("libc", EntryPoint = "writev", SetLastError = true)]
+    public static partial nint Writev(int fd, IoVec* vectors, int count);
 
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
