@@ -71,7 +71,7 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c
 WireGuardDevice device;
 try
 {
-    device = WireGuardDevice.Create(new WireGuardDeviceOptions { Name = name }, loggerFactory);
+    device = WireGuardDevice.Create(new WireGuardDeviceOptions { Name = name, DataPath = WireGuardDataPathOptions.FromEnvironment() }, loggerFactory);
 }
 catch (Exception ex) when (ex is IOException or ArgumentException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
 {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using CloudVpn.WireGuard.Buffers;
 using CloudVpn.WireGuard.Netlink;
 using CloudVpn.WireGuard.Protocol;
 using CloudVpn.WireGuard.Tun;
@@ -14,7 +15,8 @@ namespace CloudVpn.WireGuard.Device;
 /// A userspace WireGuard interface: a TUN device, a UDP socket and a <see cref="WireGuardEngine"/> joined together,
 /// plus (optionally) the userspace API socket so that <c>wg</c> drives it as it drives wireguard-go. Packets flow
 /// TUN read -> engine (route, encrypt) -> UDP send and UDP receive -> engine (decrypt, check) -> TUN write, each
-/// direction on its own reader thread with its own pinned buffer.
+/// direction on its own reader thread, in batches (TUN super-packets split, recvmmsg/GRO), with the cryptography of a
+/// batch spread over the crypto workers and the batch written on in order (sendmmsg/GSO, coalesced TUN writes).
 /// </summary>
 public sealed partial class WireGuardDevice : IAsyncDisposable
 {
@@ -72,6 +74,12 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     /// <summary>Why <see cref="Closed"/> completed; null while the device runs.</summary>
     public string? CloseReason { get; private set; }
 
+    /// <summary>The data-path options the device was created with.</summary>
+    public WireGuardDataPathOptions DataPath { get; private set; } = new();
+
+    /// <summary>What the kernel accepted: TUN offloads and UDP batching features in force.</summary>
+    public (TunOffloads Tun, UdpOffloads Udp) ActiveOffloads => (_tun.ActiveOffloads, _udp.ActiveOffloads);
+
     /// <summary>Packets the kernel refused on the TUN, and datagrams it refused on UDP.</summary>
     public (long TunWriteErrors, long UdpSendErrors) IoErrors => (_tun.WriteErrors, _udp.SendErrors);
 
@@ -83,14 +91,15 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         loggerFactory ??= NullLoggerFactory.Instance;
         time ??= TimeProvider.System;
-        var tun = TunDevice.Create(options.Name);
+        var dataPath = options.DataPath ?? new WireGuardDataPathOptions();
+        var tun = TunDevice.Create(options.Name, dataPath.Tun);
         UdpBind? udp = null;
         WireGuardEngine? engine = null;
         WireGuardDevice? device = null;
         try
         {
             tun.SetMtu(options.Mtu);
-            udp = UdpBind.Open(options.ListenPort, options.FirewallMark);
+            udp = UdpBind.Open(options.ListenPort, options.FirewallMark, dataPath.Udp);
             var transport = new DeviceTransport(tun, udp);
             engine = new WireGuardEngine(transport, time, loggerFactory.CreateLogger<WireGuardEngine>())
             {
@@ -98,10 +107,24 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
                 ListenPort = (ushort)udp.Port,
                 FirewallMark = options.FirewallMark,
             };
+            if (dataPath.CryptoWorkers is { } workers)
+            {
+                engine.CryptoWorkers = workers;
+            }
+
             device = new WireGuardDevice(tun, udp, engine, loggerFactory.CreateLogger<WireGuardDevice>(), time, options.Mtu);
             var e = engine;
-            tun.StartReader(e.HandleTunPacket, device.OnTunError);
-            udp.StartReceiving(e.HandleDatagram, device.OnUdpHandlerError);
+            device.DataPath = dataPath;
+            if (dataPath.Batching)
+            {
+                tun.StartBatchReader(e.HandleTunBatch, device.OnTunError);
+                udp.StartReceivingBatches(e.HandleDatagramBatch, device.OnUdpHandlerError);
+            }
+            else
+            {
+                tun.StartReader(e.HandleTunPacket, device.OnTunError);
+                udp.StartReceiving(e.HandleDatagram, device.OnUdpHandlerError);
+            }
             if (options.BringUp)
             {
                 tun.SetUp(true);
@@ -129,6 +152,7 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
             }
 
             LogCreated(device._logger, tun.Name, udp.Port, options.Mtu, udp.IsDualStack);
+            LogDataPath(device._logger, tun.Name, dataPath.Batching, engine.CryptoWorkers, tun.ActiveOffloads, udp.ActiveOffloads);
             return device;
         }
         catch
@@ -294,6 +318,9 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "WireGuard device {Name} up: UDP port {Port}, MTU {Mtu}, dual-stack {DualStack}")]
     private static partial void LogCreated(ILogger logger, string name, int port, int mtu, bool dualStack);
 
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "WireGuard device {Name} data path: batching {Batching}, crypto workers {Workers}, TUN offloads {TunOffloads}, UDP {UdpOffloads}")]
+    private static partial void LogDataPath(ILogger logger, string name, bool batching, int workers, TunOffloads tunOffloads, UdpOffloads udpOffloads);
+
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "WireGuard device {Name} stopped: {Reason}")]
     private static partial void LogTunGone(ILogger logger, string name, string reason);
 
@@ -308,5 +335,9 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
         public void SendDatagram(ReadOnlySpan<byte> datagram, IPEndPoint destination) => udp.Send(datagram, destination);
 
         public void WriteToTun(ReadOnlySpan<byte> ipPacket) => tun.Write(ipPacket);
+
+        public void SendDatagrams(PacketBatch batch) => udp.SendBatch(batch);
+
+        public void WriteToTun(PacketBatch batch) => tun.WriteBatch(batch);
     }
 }

@@ -29,4 +29,7 @@ public sealed class WireGuardDeviceOptions
 
     /// <summary>Bring the interface up once created (wireguard-go leaves that to <c>ip link set up</c>).</summary>
     public bool BringUp { get; init; }
+
+    /// <summary>Data-path techniques (batching, offloads, crypto workers); all on by default.</summary>
+    public WireGuardDataPathOptions DataPath { get; init; } = new();
 }
