@@ -83,6 +83,12 @@ _ = device.Closed.ContinueWith(_ => stop.TrySetResult(device.CloseReason ?? "clo
 
 #pragma warning disable CA1848 // a handful of lines at start and stop
 log.LogInformation("Device {Name} started (UDP port {Port})", device.Name, device.ListenPort);
+
+// CLOUDVPN_WG_STATS_FILE: every half second, the process's managed allocations, collections and TUN packet counts
+// (key=value lines, replaced atomically), so a benchmark or test can read them during a transfer
+using var stats = Environment.GetEnvironmentVariable("CLOUDVPN_WG_STATS_FILE") is { Length: > 0 } statsPath
+    ? new Timer(_ => WriteStats(statsPath, device), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(500))
+    : null;
 var reason = await stop.Task;
 log.LogInformation("Shutting down {Name}: {Reason}", device.Name, reason);
 log.LogInformation(
@@ -91,6 +97,29 @@ log.LogInformation(
 #pragma warning restore CA1848
 await device.DisposeAsync();
 return 0;
+
+static void WriteStats(string path, WireGuardDevice device)
+{
+    try
+    {
+        var (read, written) = device.TunPackets;
+        var text = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"time_ms={Environment.TickCount64}\nallocated_bytes={GC.GetTotalAllocatedBytes(precise: true)}\n" +
+            $"gen0={GC.CollectionCount(0)}\ngen1={GC.CollectionCount(1)}\ngen2={GC.CollectionCount(2)}\n" +
+            $"tun_packets_read={read}\ntun_packets_written={written}\n");
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, text);
+        File.Move(temporary, path, overwrite: true);
+    }
+    catch (IOException)
+    {
+        // the next tick tries again
+    }
+    catch (ObjectDisposedException)
+    {
+        // shutting down
+    }
+}
 
 // Without -f, wireguard-go re-launches itself in the background; so do we: a new session (setsid) with -f, output
 // discarded, and this process returns once the interface's socket exists.

@@ -80,6 +80,9 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     /// <summary>What the kernel accepted: TUN offloads and UDP batching features in force.</summary>
     public (TunOffloads Tun, UdpOffloads Udp) ActiveOffloads => (_tun.ActiveOffloads, _udp.ActiveOffloads);
 
+    /// <summary>IP packets read from and written to the TUN device (segments, after splitting super-packets).</summary>
+    public (long Read, long Written) TunPackets => (_tun.PacketsRead, _tun.PacketsWritten);
+
     /// <summary>Packets the kernel refused on the TUN, and datagrams it refused on UDP.</summary>
     public (long TunWriteErrors, long UdpSendErrors) IoErrors => (_tun.WriteErrors, _udp.SendErrors);
 

@@ -622,7 +622,11 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
-    private static IPEndPoint ToEndPoint(SocketAddress address) => (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
+    private static IPEndPoint ToEndPoint(SocketAddress address)
+    {
+        var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
+        return endpoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port) : endpoint;
+    }
 
     private bool PassesHandshakeGate(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, uint senderIndex, long now)
     {

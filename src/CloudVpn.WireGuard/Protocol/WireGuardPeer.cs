@@ -136,8 +136,17 @@ internal sealed class WireGuardPeer : IDisposable
         var current = Volatile.Read(ref _endpoint);
         if (current is null || !SameAddress(current.Address, address))
         {
+            // shown (wg show) and compared as the peer sees itself: an IPv4 peer on a dual-stack socket arrives as
+            // ::ffff:a.b.c.d and is kept as a.b.c.d; the raw address stays for the allocation-free comparison
             var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
-            Volatile.Write(ref _endpoint, new EndpointState(endpoint, endpoint.Serialize()));
+            if (endpoint.Address.IsIPv4MappedToIPv6)
+            {
+                endpoint = new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port);
+            }
+
+            var raw = new SocketAddress(address.Family, address.Size);
+            address.Buffer.Span[..address.Size].CopyTo(raw.Buffer.Span);
+            Volatile.Write(ref _endpoint, new EndpointState(endpoint, raw));
         }
     }
 

@@ -103,6 +103,11 @@ internal sealed class WireGuardProcess : IDisposable
         }
 
         psi.Environment["LOG_LEVEL"] = "info";
+        if (implementation == Implementation.CloudVpn)
+        {
+            psi.Environment["CLOUDVPN_WG_STATS_FILE"] = StatsPathOf(name);
+        }
+
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {program}");
         var wg = new WireGuardProcess(implementation, netns, name, process);
         process.OutputDataReceived += (_, e) => wg.Append(e.Data);
@@ -125,6 +130,39 @@ internal sealed class WireGuardProcess : IDisposable
         }
 
         return wg;
+    }
+
+    private static string StatsPathOf(string name) => Path.Combine(Path.GetTempPath(), $"cloudvpn-stats-{name}");
+
+    /// <summary>
+    /// Our drop-in's statistics (CLOUDVPN_WG_STATS_FILE: allocated bytes, collections, TUN packets), taken after
+    /// <paramref name="notBefore"/> (Environment.TickCount64 of this machine): waits for the next sample.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> ReadStats(long notBefore)
+    {
+        var path = StatsPathOf(Name);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (File.Exists(path))
+            {
+                var values = File.ReadAllLines(path)
+                    .Select(line => line.Split('=', 2))
+                    .Where(parts => parts.Length == 2)
+                    .ToDictionary(parts => parts[0], parts => long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+                if (values.TryGetValue("time_ms", out var time) && time >= notBefore)
+                {
+                    return values;
+                }
+            }
+
+            if (deadline.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                throw new InvalidOperationException($"{Name} wrote no statistics to {path}: {Output}");
+            }
+
+            Thread.Sleep(100);
+        }
     }
 
     /// <summary>Runs <c>wg ARGS</c> inside the namespace (the socket is found by interface name).</summary>
@@ -164,6 +202,7 @@ internal sealed class WireGuardProcess : IDisposable
         try
         {
             File.Delete(SocketPath);
+            File.Delete(StatsPathOf(Name));
         }
         catch (IOException)
         {
