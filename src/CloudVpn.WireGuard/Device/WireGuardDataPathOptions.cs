@@ -25,6 +25,15 @@ public sealed record WireGuardDataPathOptions
     /// <summary>UDP batching (recvmmsg/sendmmsg), GSO on send, GRO on receive, and batch size.</summary>
     public UdpBatchOptions Udp { get; init; } = UdpBatchOptions.Default;
 
+    /// <summary>Equal when every switch and size is equal (<see cref="TunOptions"/> compared by value too).</summary>
+    public bool Equals(WireGuardDataPathOptions? other) =>
+        other is not null && Batching == other.Batching && CryptoWorkers == other.CryptoWorkers &&
+        Tun.Offloads == other.Tun.Offloads && Tun.Coalesce == other.Tun.Coalesce && Tun.BatchSize == other.Tun.BatchSize &&
+        Udp == other.Udp;
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Batching, CryptoWorkers, Tun.Offloads, Tun.Coalesce, Tun.BatchSize, Udp);
+
     /// <summary>
     /// The options from environment variables, as the drop-in and the benchmarks use them: <c>CLOUDVPN_WG_BATCHING</c>,
     /// <c>CLOUDVPN_WG_CRYPTO_WORKERS</c>, <c>CLOUDVPN_WG_TUN_OFFLOADS</c>, <c>CLOUDVPN_WG_TUN_COALESCE</c>,

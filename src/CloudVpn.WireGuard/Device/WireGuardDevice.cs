@@ -83,6 +83,9 @@ public sealed partial class WireGuardDevice : IAsyncDisposable
     /// <summary>IP packets read from and written to the TUN device (segments, after splitting super-packets).</summary>
     public (long Read, long Written) TunPackets => (_tun.PacketsRead, _tun.PacketsWritten);
 
+    /// <summary>TSO super-packets read from the TUN device (then split) and coalesced ones written to it.</summary>
+    public (long Read, long Written) TunSuperPackets => (_tun.SuperPacketsRead, _tun.SuperPacketsWritten);
+
     /// <summary>Packets the kernel refused on the TUN, and datagrams it refused on UDP.</summary>
     public (long TunWriteErrors, long UdpSendErrors) IoErrors => (_tun.WriteErrors, _udp.SendErrors);
 

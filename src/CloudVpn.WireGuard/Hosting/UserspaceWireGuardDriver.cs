@@ -18,7 +18,9 @@ namespace CloudVpn.WireGuard.Hosting;
 /// <c>/var/run/wireguard</c>, skipped with a warning when it cannot be served, for example on a read-only root file
 /// system; set explicitly it must work; <c>none</c> serves no socket), <c>wireguard-userspace.routes</c> (<c>true</c>: install a
 /// route per allowed IP; <c>false</c>: leave routing to the host), <c>wireguard-userspace.netns</c> (create the device
-/// inside that named network namespace).
+/// inside that named network namespace), and the data-path switches (all <c>true</c> by default; see
+/// <see cref="WireGuardDataPathOptions"/>): <c>wireguard-userspace.batching</c>, <c>.tun-offloads</c>,
+/// <c>.tun-coalesce</c>, <c>.udp-mmsg</c>, <c>.udp-gso</c>, <c>.udp-gro</c>, and <c>.crypto-workers</c> (0..256).
 /// </remarks>
 public sealed class UserspaceWireGuardDriver : ITunnelDriver
 {
@@ -106,6 +108,7 @@ public sealed class UserspaceWireGuardDriver : ITunnelDriver
 
                 // the default socket is a convenience for `wg show`; only a directory asked for explicitly must work
                 UapiSocketRequired = settings.UapiSocketDirectoryExplicit,
+                DataPath = settings.DataPath ?? new WireGuardDataPathOptions(),
             };
             var device = settings.NetworkNamespace is { } ns
                 ? NetworkNamespace.Run(ns, () => WireGuardDevice.Create(options, _loggerFactory, _time))
@@ -131,7 +134,7 @@ public sealed class UserspaceWireGuardDriver : ITunnelDriver
 }
 
 /// <summary>The driver's settings from <see cref="TunnelSpec.DriverSettings"/>, validated.</summary>
-internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool InstallRoutes, string? NetworkNamespace, bool UapiSocketDirectoryExplicit = false)
+internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool InstallRoutes, string? NetworkNamespace, bool UapiSocketDirectoryExplicit = false, WireGuardDataPathOptions? DataPath = null)
 {
     private const string Prefix = "wireguard-userspace.";
 
@@ -143,6 +146,18 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
         var uapiExplicit = false;
         var routes = true;
         string? netns = null;
+        var dataPath = new WireGuardDataPathOptions();
+        bool Flag(string key, string value, bool fallback)
+        {
+            if (bool.TryParse(value, out var flag))
+            {
+                return flag;
+            }
+
+            errors.Add($"{key}: '{value}' is not true or false");
+            return fallback;
+        }
+
         foreach (var (key, value) in values)
         {
             if (!key.StartsWith(Prefix, StringComparison.Ordinal))
@@ -171,8 +186,37 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
                 case "netns":
                     netns = string.IsNullOrWhiteSpace(value) ? null : value;
                     break;
+                case "batching":
+                    dataPath = dataPath with { Batching = Flag(key, value, true) };
+                    break;
+                case "tun-offloads":
+                    dataPath = dataPath with { Tun = new TunOptions { Offloads = Flag(key, value, true), Coalesce = dataPath.Tun.Coalesce, BatchSize = dataPath.Tun.BatchSize } };
+                    break;
+                case "tun-coalesce":
+                    dataPath = dataPath with { Tun = new TunOptions { Offloads = dataPath.Tun.Offloads, Coalesce = Flag(key, value, true), BatchSize = dataPath.Tun.BatchSize } };
+                    break;
+                case "udp-mmsg":
+                    dataPath = dataPath with { Udp = dataPath.Udp with { UseMmsg = Flag(key, value, true) } };
+                    break;
+                case "udp-gso":
+                    dataPath = dataPath with { Udp = dataPath.Udp with { UseGso = Flag(key, value, true) } };
+                    break;
+                case "udp-gro":
+                    dataPath = dataPath with { Udp = dataPath.Udp with { UseGro = Flag(key, value, true) } };
+                    break;
+                case "crypto-workers":
+                    if (int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var workers) && workers <= 256)
+                    {
+                        dataPath = dataPath with { CryptoWorkers = workers };
+                    }
+                    else
+                    {
+                        errors.Add($"{key}: '{value}' is not a number of threads from 0 to 256");
+                    }
+
+                    break;
                 default:
-                    errors.Add($"{key}: unknown setting (known: {Prefix}uapi-socket-directory, {Prefix}routes, {Prefix}netns)");
+                    errors.Add($"{key}: unknown setting (known: {Prefix}uapi-socket-directory, {Prefix}routes, {Prefix}netns, {Prefix}batching, {Prefix}tun-offloads, {Prefix}tun-coalesce, {Prefix}udp-mmsg, {Prefix}udp-gso, {Prefix}udp-gro, {Prefix}crypto-workers)");
                     break;
             }
         }
@@ -182,6 +226,6 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
             throw new ArgumentException($"Invalid driver settings for {UserspaceWireGuardDriver.DriverName}: {string.Join("; ", errors)}.", nameof(spec));
         }
 
-        return new UserspaceTunnelSettings(uapi, routes, netns, uapiExplicit);
+        return new UserspaceTunnelSettings(uapi, routes, netns, uapiExplicit, dataPath);
     }
 }

@@ -16,7 +16,7 @@ internal sealed class TunnelPair : IDisposable
 
     private readonly string _dir;
 
-    public TunnelPair(Implementation left, Implementation right, bool presharedKey = false, bool rightKnowsLeftEndpoint = true, bool ipv6Underlay = false)
+    public TunnelPair(Implementation left, Implementation right, bool presharedKey = false, bool rightKnowsLeftEndpoint = true, bool ipv6Underlay = false, IReadOnlyDictionary<string, string>? leftEnvironment = null)
     {
         WireGuardProcess.RequirePrerequisites(left);
         WireGuardProcess.RequirePrerequisites(right);
@@ -30,7 +30,7 @@ internal sealed class TunnelPair : IDisposable
         _dir = Directory.CreateTempSubdirectory("cloudvpn-interop").FullName;
         try
         {
-            Left = WireGuardProcess.Start(left, Net.Left);
+            Left = WireGuardProcess.Start(left, Net.Left, environment: leftEnvironment);
             Right = WireGuardProcess.Start(right, Net.Right);
             LeftKey = WriteKey("left.key", Cmd.Run("wg", "genkey").Stdout.Trim());
             RightKey = WriteKey("right.key", Cmd.Run("wg", "genkey").Stdout.Trim());

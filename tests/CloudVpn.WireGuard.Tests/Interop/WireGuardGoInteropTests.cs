@@ -68,6 +68,42 @@ public sealed class WireGuardGoInteropTests
     }
 
     [Fact]
+    public void With_every_data_path_technique_switched_off_it_still_interoperates()
+    {
+        var off = new Dictionary<string, string>
+        {
+            ["CLOUDVPN_WG_BATCHING"] = "0", ["CLOUDVPN_WG_TUN_OFFLOADS"] = "0", ["CLOUDVPN_WG_TUN_COALESCE"] = "0",
+            ["CLOUDVPN_WG_UDP_MMSG"] = "0", ["CLOUDVPN_WG_UDP_GSO"] = "0", ["CLOUDVPN_WG_UDP_GRO"] = "0",
+            ["CLOUDVPN_WG_CRYPTO_WORKERS"] = "0",
+        };
+        using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.WireGuardGo, leftEnvironment: off);
+        Assert.Contains("data path: batching False, crypto workers 0, TUN offloads None, UDP None", pair.Left.Output, StringComparison.Ordinal);
+        var (exit, output) = TunnelPair.Ping(pair.Net.Left, TunnelPair.RightTunnelIp);
+        Assert.True(exit == 0, output);
+        AssertIperfBothWays(pair);
+    }
+
+    [Fact]
+    public void Between_two_of_ours_tcp_travels_as_super_packets_split_and_coalesced()
+    {
+        using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.CloudVpn);
+        Assert.Contains("data path: batching True", pair.Left.Output, StringComparison.Ordinal);
+        Assert.Contains("TUN offloads Checksum, Tso4, Tso6", pair.Left.Output, StringComparison.Ordinal);
+        var (exit, output) = TunnelPair.Ping(pair.Net.Left, TunnelPair.RightTunnelIp);
+        Assert.True(exit == 0, output);
+        AssertIperfBothWays(pair);
+
+        // the sending side read TSO super-packets from its TUN and split them; the receiving side coalesced segments
+        // back into super-packets on its TUN: both directions ran, so both daemons did both
+        foreach (var side in new[] { pair.Left, pair.Right })
+        {
+            var stats = side.ReadStats(Environment.TickCount64);
+            Assert.True(stats["tun_super_packets_read"] > 0, $"{side.Name} read no super-packet");
+            Assert.True(stats["tun_super_packets_written"] > 0, $"{side.Name} wrote no coalesced packet");
+        }
+    }
+
+    [Fact]
     public void IPv6_underlay_and_IPv6_inside_the_tunnel()
     {
         using var pair = new TunnelPair(Implementation.CloudVpn, Implementation.WireGuardGo, ipv6Underlay: true);

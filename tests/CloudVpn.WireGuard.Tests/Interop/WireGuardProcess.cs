@@ -86,7 +86,7 @@ internal sealed class WireGuardProcess : IDisposable
     public static string UniqueName(string prefix) =>
         $"{prefix}{Environment.ProcessId % 1000}x{Interlocked.Increment(ref s_counter)}";
 
-    public static WireGuardProcess Start(Implementation implementation, string netns, string? name = null)
+    public static WireGuardProcess Start(Implementation implementation, string netns, string? name = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         RequirePrerequisites(implementation);
         name ??= UniqueName(implementation == Implementation.CloudVpn ? "cvo" : "cvg");
@@ -106,6 +106,11 @@ internal sealed class WireGuardProcess : IDisposable
         if (implementation == Implementation.CloudVpn)
         {
             psi.Environment["CLOUDVPN_WG_STATS_FILE"] = StatsPathOf(name);
+        }
+
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            psi.Environment[key] = value;
         }
 
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {program}");
