@@ -422,8 +422,14 @@ public sealed partial class UdpBind
                         var poll = new PollFd { Fd = (int)handle.DangerousGetHandle(), Events = PollIn };
                         _ = Poll(&poll, 1, 1000);
                     }
+                    else if (errno is not (Eintr or Econnrefused or Enomem or Enobufs or Ehostunreach or Enetunreach))
+                    {
+                        // not an error of one datagram: report it and do not spin on it
+                        _onError?.Invoke(new IOException($"UDP receive failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})"));
+                        Thread.Sleep(10);
+                    }
 
-                    // EINTR, ICMP errors of earlier sends (ECONNREFUSED), ENOMEM: not fatal
+                    // EINTR, ICMP errors of earlier sends (ECONNREFUSED ...), ENOMEM: not fatal
                     continue;
                 }
 
