@@ -135,6 +135,14 @@ public sealed partial class UdpBind
 
     private static bool SameEndPoint(IPEndPoint a, IPEndPoint? b) => ReferenceEquals(a, b) || a.Equals(b);
 
+    /// <summary>True when entry <paramref name="index"/> lies inside the arena and fits a UDP datagram (never hand the kernel memory past it).</summary>
+    private static bool InArena(PacketBatch batch, int index)
+    {
+        var offset = batch.Offsets[index];
+        var length = batch.Lengths[index];
+        return offset >= 0 && length is >= 0 and <= PacketBatch.MaxPacket && (long)offset + length <= batch.ArenaArray.Length;
+    }
+
     private unsafe int SendBatchCore(int fd, UdpEndpointCache cache, PacketBatch batch, SendScratch scratch)
     {
         var sent = 0;
@@ -162,9 +170,9 @@ public sealed partial class UdpBind
                     lastEndPoint = endPoint;
                 }
 
-                if (lastAddress is null)
+                if (lastAddress is null || !InArena(batch, i))
                 {
-                    // the socket cannot reach that family (IPv6 peer on an IPv4-only host)
+                    // the socket cannot reach that family (IPv6 peer on an IPv4-only host), or the entry is not a datagram
                     Interlocked.Increment(ref _sendErrors);
                     i++;
                     continue;
@@ -187,7 +195,7 @@ public sealed partial class UdpBind
                     {
                         var next = i + segments;
                         var length = batch.Lengths[next];
-                        if (length > segment || length == 0 || bytes + length > MaxGsoBytes || !SameEndPoint(endPoint, batch.Endpoints[next]))
+                        if (length > segment || length == 0 || bytes + length > MaxGsoBytes || !SameEndPoint(endPoint, batch.Endpoints[next]) || !InArena(batch, next))
                         {
                             break;
                         }
@@ -422,8 +430,14 @@ public sealed partial class UdpBind
                         var poll = new PollFd { Fd = (int)handle.DangerousGetHandle(), Events = PollIn };
                         _ = Poll(&poll, 1, 1000);
                     }
+                    else if (errno is not (Eintr or Econnrefused or Enomem or Enobufs or Ehostunreach or Enetunreach))
+                    {
+                        // not an error of one datagram: report it and do not spin on it
+                        _onError?.Invoke(new IOException($"UDP receive failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})"));
+                        Thread.Sleep(10);
+                    }
 
-                    // EINTR, ICMP errors of earlier sends (ECONNREFUSED), ENOMEM: not fatal
+                    // EINTR, ICMP errors of earlier sends (ECONNREFUSED ...), ENOMEM: not fatal
                     continue;
                 }
 

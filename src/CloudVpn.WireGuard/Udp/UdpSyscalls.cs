@@ -27,6 +27,11 @@ internal static unsafe partial class UdpSyscalls
     public const int Einval = 22;
     public const int Enosys = 38;
     public const int Enoprotoopt = 92;
+    public const int Enomem = 12;
+    public const int Enobufs = 105;
+    public const int Enetunreach = 101;
+    public const int Econnrefused = 111;
+    public const int Ehostunreach = 113;
 
     /// <summary>Room for any socket address the socket can return (sockaddr_in6 is 28 bytes).</summary>
     public const int NameSize = 32;

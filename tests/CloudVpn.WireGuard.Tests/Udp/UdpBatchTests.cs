@@ -50,7 +50,7 @@ internal static class BatchTesting
     /// <summary>Fills a batch with entries spaced as the TUN side spaces them (headroom and tailroom), one per (endpoint, payload).</summary>
     public static PacketBatch Fill(IReadOnlyList<(IPEndPoint? To, byte[] Data)> entries)
     {
-        var batch = new PacketBatch(Math.Max(entries.Count, 1), entries.Sum(e => e.Data.Length + PacketBatch.Headroom + PacketBatch.Tailroom) + PacketBatch.Headroom + PacketBatch.Tailroom + 1);
+        var batch = new PacketBatch(entries.Count + 4, entries.Sum(e => e.Data.Length + PacketBatch.Headroom + PacketBatch.Tailroom) + PacketBatch.Headroom + PacketBatch.Tailroom + 1);
         var at = 0;
         foreach (var (to, data) in entries)
         {
@@ -238,7 +238,7 @@ public sealed class UdpBatchTests
     }
 
     [Fact]
-    public void Unreachable_destinations_are_counted_and_the_rest_is_sent()
+    public void Unreachable_destinations_and_entries_outside_the_arena_are_counted_and_the_rest_is_sent()
     {
         using var sender = UdpBind.Open(0);
         using var receiver = UdpBind.Open(0);
@@ -250,9 +250,18 @@ public sealed class UdpBatchTests
             (to, BatchTesting.Payload(0, 300)), (nowhere, BatchTesting.Payload(1, 300)), (nowhere, BatchTesting.Payload(2, 300)), (to, BatchTesting.Payload(3, 300)),
         };
 
-        Assert.Equal(2, sender.SendBatch(BatchTesting.Fill(entries)));
+        var batch = BatchTesting.Fill(entries);
+        Assert.True(batch.TryAdd(0, 10));
+        batch.Endpoints[4] = to;
+        batch.Offsets[4] = 1;
+        batch.Lengths[4] = batch.Arena.Length; // one byte past the arena's end: a bug of the caller, never handed to the kernel
+        Assert.True(batch.TryAdd(0, 10));
+        batch.Endpoints[5] = to;
+        batch.Offsets[5] = -1;
 
-        Assert.Equal(2, sender.SendErrors);
+        Assert.Equal(2, sender.SendBatch(batch));
+
+        Assert.Equal(4, sender.SendErrors);
         Assert.Equal(new[] { entries[0].Item2, entries[3].Item2 }, BatchTesting.Take(got, 2).Select(r => r.Data));
     }
 
@@ -342,13 +351,19 @@ public sealed class UdpBatchTests
         });
         var to = new IPEndPoint(IPAddress.Parse(loopback), receiver.Port);
         var batch = BatchTesting.Fill(Enumerable.Range(0, 48).Select(i => ((IPEndPoint?)to, BatchTesting.Payload(i, i % 16 == 15 ? 400 : 1300))).ToList());
-        for (var i = 0; i < 20; i++)
+        bool SendUntil(Func<bool> done)
         {
-            sender.SendBatch(batch); // warm-up: endpoint cache, JIT
-            Thread.Sleep(1);
+            // the receiver may take several sends in one batch: send until it has handled enough batches
+            for (var i = 0; i < 2000 && !done(); i++)
+            {
+                sender.SendBatch(batch);
+                Thread.Sleep(2);
+            }
+
+            return done();
         }
 
-        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref handled) >= 20, TimeSpan.FromSeconds(5)));
+        Assert.True(SendUntil(() => Volatile.Read(ref handled) >= 20)); // warm-up: endpoint cache, JIT
         var sent = 0;
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (var i = 0; i < 50; i++)
@@ -358,13 +373,7 @@ public sealed class UdpBatchTests
 
         var sendAllocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(50 * 48, sent);
-        for (var i = 0; i < 30; i++)
-        {
-            sender.SendBatch(batch);
-            Thread.Sleep(1);
-        }
-
-        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref handled) >= 40, TimeSpan.FromSeconds(5)));
+        Assert.True(SendUntil(() => Volatile.Read(ref handled) >= 40));
         Assert.Equal(0, sendAllocated);
         Assert.Equal(0, Interlocked.Read(ref allocatedBetweenBatches));
     }
