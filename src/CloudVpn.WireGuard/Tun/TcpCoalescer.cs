@@ -6,7 +6,8 @@ namespace CloudVpn.WireGuard.Tun;
 
 /// <summary>
 /// GRO-like merging of the TCP segments in a batch before they are written to an offloading TUN device. Segments of
-/// one flow (same addresses and ports) with contiguous sequence numbers, the same IP fields, ACK number, flags (only
+/// one flow (same addresses and ports) with contiguous sequence numbers, the same IP fields (and, without DF,
+/// consecutive IPv4 identifications), ACK number, flags (only
 /// ACK, PSH on the last) and options, and equal payload sizes (a shorter one ends the run) become one super-packet
 /// (up to 64 KiB) written with a virtio_net_hdr GSO_TCPV4/TCPV6, NEEDS_CSUM and the partial pseudo-header checksum:
 /// the kernel takes it as one packet instead of dozens. Everything else is written as it is. The plan is a list of
@@ -231,8 +232,11 @@ internal sealed unsafe class TcpCoalescer
         var l4 = packet[0] >> 4 == 4 ? 20 : 40;
         if (l4 == 20)
         {
-            // TOS, DF/MF bits and TTL.
-            if (packet[1] != first[1] || (packet[6] & 0xe0) != (first[6] & 0xe0) || packet[8] != first[8])
+            // TOS, DF/MF bits and TTL; without DF the identification must go up by one per segment, as the kernel
+            // gives it to the segments it cuts from the super-packet (fragment reassembly relies on it).
+            if (packet[1] != first[1] || (packet[6] & 0xe0) != (first[6] & 0xe0) || packet[8] != first[8]
+                || ((first[6] & 0x40) == 0
+                    && BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) != (ushort)(BinaryPrimitives.ReadUInt16BigEndian(first[4..]) + _count[item])))
             {
                 return false;
             }

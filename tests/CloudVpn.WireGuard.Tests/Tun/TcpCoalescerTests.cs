@@ -95,6 +95,8 @@ public sealed class TcpCoalescerTests
     [InlineData("other-ttl", 2)]
     [InlineData("ipv4-fragment", 3)]
     [InlineData("zero-payload", 3)]
+    [InlineData("ipv4-id-gap-without-df", 2)]
+    [InlineData("ipv4-id-gap-with-df", 1)]
     [InlineData("nothing-wrong", 1)]
     public void Segments_that_must_not_merge_stay_apart(string what, int items)
     {
@@ -140,6 +142,20 @@ public sealed class TcpCoalescerTests
             case "ipv4-fragment":
                 p[1][6] |= 0x20; // more fragments
                 FinishTransport(p[1], false, 6);
+                break;
+            case "ipv4-id-gap-without-df":
+            case "ipv4-id-gap-with-df":
+                for (var i = 0; i < 3; i++)
+                {
+                    p[i][5] = (byte)(i == 2 ? 9 : i); // identifications 0, 1, 9
+                    if (what == "ipv4-id-gap-without-df")
+                    {
+                        p[i][6] = 0;
+                    }
+
+                    FinishTransport(p[i], false, 6);
+                }
+
                 break;
             case "zero-payload":
                 p[1] = Tcp(false, 1800, [], options: Timestamps);
