@@ -1,3 +1,10 @@
 using BenchmarkDotNet.Running;
+using CloudVpn.Benchmarks;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+if (args.Length > 0 && args[0] == "scale")
+{
+    return await ScaleRun.RunAsync(args);
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(ScaleRun).Assembly).Run(args);
+return 0;

@@ -98,8 +98,11 @@ internal sealed class NoiseHandshake
 
     public HandshakeState State { get; private set; }
 
-    /// <summary>DH(local static, remote static), cached; all zero when invalid.</summary>
+    /// <summary>DH(local static, remote static), computed when a handshake first needs it; all zero when invalid or not yet computed.</summary>
     public byte[] StaticStatic { get; } = GC.AllocateArray<byte>(32, pinned: true);
+
+    private StaticIdentity? _identity;
+    private bool _staticStaticComputed;
 
     /// <summary>The preshared key (all zero when none).</summary>
     public byte[] PresharedKey { get; } = GC.AllocateArray<byte>(32, pinned: true);
@@ -117,12 +120,32 @@ internal sealed class NoiseHandshake
     /// <summary>When (monotonic ticks) we last sent an initiation.</summary>
     public long LastSentInitiation { get; set; } = long.MinValue;
 
+    /// <summary>
+    /// Binds the handshake to the interface's identity (null: none). The static-static secret is derived lazily, by
+    /// the first handshake that needs it: configuring 100 000 peers then costs no X25519 operation per peer, and a
+    /// private key change does not redo one per peer either.
+    /// </summary>
     public void SetIdentity(StaticIdentity? identity)
     {
-        if (identity is null || !Curve25519.SharedSecret(StaticStatic, identity.Key, _remoteStatic))
+        _identity = identity;
+        _staticStaticComputed = false;
+        CryptographicOperations.ZeroMemory(StaticStatic);
+    }
+
+    /// <summary>The static-static secret, derived on first use; false when it is invalid (no identity, low-order key).</summary>
+    private bool HasValidStaticStatic()
+    {
+        if (!_staticStaticComputed)
         {
-            CryptographicOperations.ZeroMemory(StaticStatic);
+            if (_identity is null || !Curve25519.SharedSecret(StaticStatic, _identity.Key, _remoteStatic))
+            {
+                CryptographicOperations.ZeroMemory(StaticStatic);
+            }
+
+            _staticStaticComputed = true;
         }
+
+        return StaticStatic.AsSpan().ContainsAnyExcept((byte)0);
     }
 
     public void Clear()
@@ -138,7 +161,7 @@ internal sealed class NoiseHandshake
     /// <summary>Writes an initiation (without macs) to <paramref name="message"/> (148 bytes).</summary>
     public bool CreateInitiation(Span<byte> message, StaticIdentity identity, uint localIndex, DateTimeOffset now)
     {
-        if (!StaticStatic.AsSpan().ContainsAnyExcept((byte)0))
+        if (!HasValidStaticStatic())
         {
             return false;
         }
@@ -230,7 +253,7 @@ internal sealed class NoiseHandshake
     /// <summary>Second half: decrypts the timestamp with this peer's cached static-static secret and applies the replay and flood checks.</summary>
     public ConsumeResult FinishConsumeInitiation(ReadOnlySpan<byte> message, ref ConsumedInitiation begun, long nowTicks, long floodTicks)
     {
-        if (!StaticStatic.AsSpan().ContainsAnyExcept((byte)0))
+        if (!HasValidStaticStatic())
         {
             return ConsumeResult.Failed;
         }

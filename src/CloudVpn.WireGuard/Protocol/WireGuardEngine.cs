@@ -43,6 +43,7 @@ public sealed partial class WireGuardEngine : IDisposable
         Time = time;
         _logger = logger;
         _startTimestamp = time.GetTimestamp();
+        Timers = new PeerTimerScheduler(time, () => NowTicks, ReportError);
     }
 
     /// <summary>Counters: drops by reason, handshakes by outcome.</summary>
@@ -119,6 +120,9 @@ public sealed partial class WireGuardEngine : IDisposable
     public int HandshakeLoadThreshold { get; set; } = 1000;
 
     internal TimeProvider Time { get; }
+
+    /// <summary>The one timer of all peers.</summary>
+    internal PeerTimerScheduler Timers { get; }
 
     /// <summary>The peer with <paramref name="publicKey"/>, for tests and diagnostics.</summary>
     internal WireGuardPeer? FindPeer(WireGuardPublicKey publicKey) => _peers.GetValueOrDefault(publicKey);
@@ -1030,6 +1034,8 @@ public sealed partial class WireGuardEngine : IDisposable
             _identity?.Dispose();
             _identity = null;
         }
+
+        Timers.Dispose();
     }
 
     /// <summary>
