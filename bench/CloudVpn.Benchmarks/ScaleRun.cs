@@ -114,6 +114,30 @@ internal static class ScaleRun
             Console.WriteLine($"scale: replace_peers=true over {peers} peers: {stopwatch.Elapsed.TotalSeconds:F2} s ({answer.Trim()})");
         }
 
+        // --- handshakes on one thread: wall clock and the CPU time this process spent (a shared machine inflates the first)
+        var handshake = new NoiseHandshakeBenchmark();
+        handshake.Setup();
+        for (var i = 0; i < 200; i++)
+        {
+            handshake.Handshake(); // warm up (tiered JIT)
+        }
+
+        var process = Process.GetCurrentProcess();
+        var cpuBefore = process.TotalProcessorTime;
+        var wall = Stopwatch.StartNew();
+        var count = 0;
+        while (wall.ElapsedMilliseconds < 3000)
+        {
+            handshake.Handshake();
+            count++;
+        }
+
+        wall.Stop();
+        process.Refresh();
+        var cpu = process.TotalProcessorTime - cpuBefore;
+        handshake.Cleanup();
+        Console.WriteLine($"scale: handshakes (both sides, one thread): {count / wall.Elapsed.TotalSeconds:F0} per wall-clock second, {count / cpu.TotalSeconds:F0} per CPU second ({cpu.TotalMicroseconds / count:F0} us CPU each)");
+
         try
         {
             Directory.Delete(socketDirectory, recursive: true);

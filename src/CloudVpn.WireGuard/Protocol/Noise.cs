@@ -38,12 +38,8 @@ internal sealed class StaticIdentity : IDisposable
     {
         privateKey.CopyTo(PrivateKey);
         Curve25519.DerivePublic(PublicKey, PrivateKey);
-        Key = Curve25519.ImportPrivate(PrivateKey);
         Cookies = new CookieChecker(PublicKey);
     }
-
-    /// <summary>The private key imported once for DH.</summary>
-    public NSec.Cryptography.Key Key { get; }
 
     public byte[] PrivateKey { get; } = GC.AllocateArray<byte>(32, pinned: true);
 
@@ -54,7 +50,6 @@ internal sealed class StaticIdentity : IDisposable
     public void Dispose()
     {
         CryptographicOperations.ZeroMemory(PrivateKey);
-        Key.Dispose();
         Cookies.Dispose();
     }
 }
@@ -85,7 +80,8 @@ internal sealed class NoiseHandshake
 {
     private readonly byte[] _hash = new byte[32];
     private readonly byte[] _chainKey = GC.AllocateArray<byte>(32, pinned: true);
-    private NSec.Cryptography.Key? _localEphemeral;
+    private byte[]? _localEphemeral; // pinned, created by the first handshake, zeroed by Clear
+    private bool _hasLocalEphemeral;
     private readonly byte[] _remoteEphemeral = new byte[32];
     private readonly byte[] _remoteStatic;
     private readonly byte[] _initialHash = new byte[32];
@@ -137,7 +133,7 @@ internal sealed class NoiseHandshake
     {
         if (!_staticStaticComputed)
         {
-            if (_identity is null || !Curve25519.SharedSecret(StaticStatic, _identity.Key, _remoteStatic))
+            if (_identity is null || !Curve25519.SharedSecret(StaticStatic, _identity.PrivateKey, _remoteStatic))
             {
                 CryptographicOperations.ZeroMemory(StaticStatic);
             }
@@ -152,8 +148,12 @@ internal sealed class NoiseHandshake
     {
         CryptographicOperations.ZeroMemory(_hash);
         CryptographicOperations.ZeroMemory(_chainKey);
-        _localEphemeral?.Dispose();
-        _localEphemeral = null;
+        if (_localEphemeral is not null)
+        {
+            CryptographicOperations.ZeroMemory(_localEphemeral);
+        }
+
+        _hasLocalEphemeral = false;
         CryptographicOperations.ZeroMemory(_remoteEphemeral);
         State = HandshakeState.None;
     }
@@ -174,8 +174,7 @@ internal sealed class NoiseHandshake
             NoiseConstants.InitialChainKey.CopyTo(_chainKey, 0);
             _initialHash.CopyTo(_hash, 0);
             var ephemeralPublic = message.Slice(MessageFormat.InitiationEphemeral, 32);
-            _localEphemeral?.Dispose();
-            _localEphemeral = Curve25519.GenerateEphemeral(ephemeralPublic);
+            NewLocalEphemeral(ephemeralPublic);
 
             MessageFormat.WriteType(message, MessageFormat.Initiation);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.InitiationSender..], localIndex);
@@ -228,7 +227,7 @@ internal sealed class NoiseHandshake
 
             Blake2s.Kdf(result.ChainKey, ephemeral, result.ChainKey);
             Blake2s.Hash(result.Hash, result.Hash, ephemeral);
-            if (!Curve25519.SharedSecret(secret, identity.Key, ephemeral))
+            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
             {
                 return false;
             }
@@ -309,8 +308,7 @@ internal sealed class NoiseHandshake
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseSender..], localIndex);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseReceiver..], RemoteIndex);
             var ephemeralPublic = message.Slice(MessageFormat.ResponseEphemeral, 32);
-            _localEphemeral?.Dispose();
-            _localEphemeral = Curve25519.GenerateEphemeral(ephemeralPublic);
+            NewLocalEphemeral(ephemeralPublic);
 
             Blake2s.Kdf(_chainKey, ephemeralPublic, _chainKey);
             MixHash(ephemeralPublic);
@@ -347,7 +345,7 @@ internal sealed class NoiseHandshake
     /// <summary>Consumes a response to our initiation; on success the state is ready for <see cref="DeriveTransportKeys"/>.</summary>
     public bool ConsumeResponse(ReadOnlySpan<byte> message, StaticIdentity identity)
     {
-        if (State != HandshakeState.InitiationCreated || _localEphemeral is null)
+        if (State != HandshakeState.InitiationCreated || !_hasLocalEphemeral)
         {
             return false;
         }
@@ -370,7 +368,7 @@ internal sealed class NoiseHandshake
             }
 
             Blake2s.Kdf(chainKey, secret, chainKey);
-            if (!Curve25519.SharedSecret(secret, identity.Key, ephemeral))
+            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
             {
                 return false;
             }
@@ -416,6 +414,13 @@ internal sealed class NoiseHandshake
     }
 
     private void MixHash(ReadOnlySpan<byte> data) => Blake2s.Hash(_hash, _hash, data);
+
+    private void NewLocalEphemeral(Span<byte> publicKey)
+    {
+        _localEphemeral ??= GC.AllocateArray<byte>(32, pinned: true);
+        Curve25519.GenerateEphemeral(_localEphemeral, publicKey);
+        _hasLocalEphemeral = true;
+    }
 }
 
 internal enum ConsumeResult
