@@ -1,6 +1,11 @@
 using BenchmarkDotNet.Running;
 using CloudVpn.Benchmarks;
 
+if (args.Length > 0 && args[0] == "scale-figures")
+{
+    return ScaleFigures.Run(args);
+}
+
 if (args.Length > 0 && args[0] == "scale")
 {
     return await ScaleRun.RunAsync(args);

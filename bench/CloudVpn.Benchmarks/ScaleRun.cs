@@ -23,7 +23,10 @@ internal static class ScaleRun
     public static async Task<int> RunAsync(string[] args)
     {
         var peers = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 100_000;
-        var socketDirectory = args.Length > 2 ? args[2] : Path.Combine(Path.GetTempPath(), $"cloudvpn-scale-{Environment.ProcessId}");
+        // wg only finds sockets in /var/run/wireguard: use it when we may (root), so the wg tool can be timed too
+        var asRoot = Environment.UserName == "root";
+        var socketDirectory = args.Length > 2 ? args[2] : asRoot ? UapiServer.DefaultSocketDirectory : Path.Combine(Path.GetTempPath(), $"cloudvpn-scale-{Environment.ProcessId}");
+        var interfaceName = $"cvscale{Environment.ProcessId % 100000}";
         Console.WriteLine($"scale: peers={peers} cores={Environment.ProcessorCount} runtime={System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
 
         var keys = RandomKeys(peers);
@@ -75,7 +78,7 @@ internal static class ScaleRun
         using (var engine = NewEngine())
         {
             var device = new EngineUapiDevice(() => engine, () => 51820, _ => { }, mark => engine.FirewallMark = mark);
-            await using var server = UapiServer.Start("cvscale0", device, NullLogger.Instance, socketDirectory);
+            await using var server = UapiServer.Start(interfaceName, device, NullLogger.Instance, socketDirectory);
             var request = SetRequestText(keys, networks);
             var stopwatch = Stopwatch.StartNew();
             var answer = await ExchangeAsync(server.SocketPath, request);
@@ -105,6 +108,33 @@ internal static class ScaleRun
             answer = await ExchangeAsync(server.SocketPath, Encoding.ASCII.GetBytes(remove.ToString()));
             stopwatch.Stop();
             Console.WriteLine($"scale: remove {peers} peers (UAPI set remove=true): {stopwatch.Elapsed.TotalSeconds:F2} s ({answer.Trim()}, {engine.GetPeers().Count} left)");
+
+            var wg = FindOnPath("wg");
+            if (wg is not null && socketDirectory == UapiServer.DefaultSocketDirectory)
+            {
+                // the real tool: wg setconf (replace_peers=true and every peer) and wg show dump, through our socket
+                var config = Path.Combine(Path.GetTempPath(), $"{interfaceName}.conf");
+                await File.WriteAllTextAsync(config, WgConfigText(keys, networks));
+                try
+                {
+                    stopwatch.Restart();
+                    var (code, output) = await RunAsync(wg, $"setconf {interfaceName} {config}");
+                    stopwatch.Stop();
+                    Console.WriteLine($"scale: configure {peers} peers (wg setconf through our UAPI socket): {stopwatch.Elapsed.TotalSeconds:F2} s (exit {code}{(code == 0 ? string.Empty : ": " + output.Trim())}, {engine.GetPeers().Count} peers)");
+                    stopwatch.Restart();
+                    (code, output) = await RunAsync(wg, $"show {interfaceName} dump");
+                    stopwatch.Stop();
+                    Console.WriteLine($"scale: wg show dump of {output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length - 1} peers: {stopwatch.Elapsed.TotalMilliseconds:F0} ms (exit {code})");
+                }
+                finally
+                {
+                    File.Delete(config);
+                }
+            }
+            else
+            {
+                Console.WriteLine("scale: wg setconf / wg show not timed (needs the wg tool and root for /var/run/wireguard)");
+            }
 
             // replace_peers on a full device (wg setconf of a new file)
             await ExchangeAsync(server.SocketPath, request);
@@ -138,12 +168,61 @@ internal static class ScaleRun
         handshake.Cleanup();
         Console.WriteLine($"scale: handshakes (both sides, one thread): {count / wall.Elapsed.TotalSeconds:F0} per wall-clock second, {count / cpu.TotalSeconds:F0} per CPU second ({cpu.TotalMicroseconds / count:F0} us CPU each)");
 
-        try
+        // --- the data path allocation counter, read from this thread while a worker encrypts and decrypts
+        using (var pair = new ConnectedPair())
         {
-            Directory.Delete(socketDirectory, recursive: true);
+            var packet = ConnectedPair.Packet(1420);
+            var last = new byte[2048];
+            var lastLength = 0;
+            pair.ATransport.Sink = d =>
+            {
+                d.CopyTo(last);
+                lastLength = d.Length;
+            };
+            var address = ConnectedPair.AEndpoint.Serialize();
+            var stop = false;
+            var worker = new Thread(() =>
+            {
+                for (var i = 0; i < 1000; i++)
+                {
+                    pair.A.HandleTunPacket(packet); // warm-up
+                    pair.B.HandleDatagram(last.AsSpan(0, lastLength), address);
+                }
+
+                var thread = pair.B.DataPathAllocations.Register("encrypt+decrypt");
+                while (!Volatile.Read(ref stop))
+                {
+                    for (var i = 0; i < 64; i++)
+                    {
+                        pair.A.HandleTunPacket(packet);
+                        pair.B.HandleDatagram(last.AsSpan(0, lastLength), address);
+                    }
+
+                    thread.Sample(packets: 64);
+                }
+            });
+            worker.Start();
+            var readings = new List<string>();
+            for (var i = 0; i < 4; i++)
+            {
+                Thread.Sleep(500);
+                readings.Add($"{pair.B.DataPathAllocations.AllocatedBytes} B/{pair.B.DataPathAllocations.Packets} packets");
+            }
+
+            Volatile.Write(ref stop, true);
+            worker.Join();
+            Console.WriteLine($"scale: data path allocations read during a 2 s encrypt+decrypt run (1420-byte packets): {string.Join(", ", readings)}");
         }
-        catch (IOException)
+
+        if (socketDirectory != UapiServer.DefaultSocketDirectory)
         {
+            try
+            {
+                Directory.Delete(socketDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
         }
 
         return 0;
@@ -189,6 +268,34 @@ internal static class ScaleRun
 
         text.Append('\n');
         return Encoding.ASCII.GetBytes(text.ToString());
+    }
+
+    private static string WgConfigText(WireGuardPublicKey[] keys, IPNetwork[] networks)
+    {
+        using var key = WireGuardSecretKey.GeneratePrivateKey();
+        var text = new StringBuilder("[Interface]\nPrivateKey = ").Append(key.ToBase64()).Append('\n');
+        for (var i = 0; i < keys.Length; i++)
+        {
+            text.Append("\n[Peer]\nPublicKey = ").Append(keys[i].ToBase64())
+                .Append("\nEndpoint = 198.51.100.1:").Append(10000 + (i % 50000))
+                .Append("\nAllowedIPs = ").Append(networks[i].ToString()).Append('\n');
+        }
+
+        return text.ToString();
+    }
+
+    private static string? FindOnPath(string command) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, command)).FirstOrDefault(File.Exists);
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string arguments)
+    {
+        var psi = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await stdout + await stderr);
     }
 
     private static async Task<string> ExchangeAsync(string socketPath, byte[] request)

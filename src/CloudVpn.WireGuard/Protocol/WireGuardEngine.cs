@@ -50,6 +50,12 @@ public sealed partial class WireGuardEngine : IDisposable
     public WireGuardEngineCounters Counters { get; } = new();
 
     /// <summary>
+    /// Managed bytes allocated on the data path threads: each TUN/UDP reader (or crypto worker) registers here on its
+    /// own thread and samples after each batch; readable at any time (the steady-state goal is zero).
+    /// </summary>
+    public DataPathAllocations DataPathAllocations { get; } = new();
+
+    /// <summary>
     /// The interface's private key (the engine keeps its own copy; the getter returns a new copy the caller disposes).
     /// Setting it re-derives the public key, removes a peer whose key equals the new public key, recomputes the
     /// per-peer static secrets and stops the current sessions so that new handshakes follow, as wg does.
