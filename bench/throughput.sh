@@ -67,7 +67,7 @@ start_tunnel() {
     [ "$side" = b ] && ns=$NS_B ifname=$ifb
     if [ "$kind" = ours ]; then
       # shellcheck disable=SC2086
-      ip netns exec "$ns" env ${envs//,/ } "$OURS" -f "$ifname" >"$WORK/$kind-$side.log" 2>&1 &
+      ip netns exec "$ns" env CLOUDVPN_WG_STATS_FILE="$WORK/stats-$side" ${envs//,/ } "$OURS" -f "$ifname" >"$WORK/$kind-$side.log" 2>&1 &
     else
       ip netns exec "$ns" wireguard-go -f "$ifname" >"$WORK/$kind-$side.log" 2>&1 &
     fi
@@ -105,6 +105,9 @@ rtt() {
   ip netns exec "$NS_A" ping -q -n -c "$2" -i 0.02 -W 2 "$1" | awk -F/ '/^rtt|^round-trip/ { print $5 }'
 }
 
+# stat <side> <key>: a value from our drop-in's statistics file (written every 0.5 s)
+stat() { awk -F= -v k="$2" '$1 == k { print $2 }' "$WORK/stats-$1" 2>/dev/null || echo 0; }
+
 # run_all <name> <target ip>: idle RTT, forward throughput with RTT under load, reverse throughput; appends to
 # the arrays <name>_F, <name>_R, <name>_I, <name>_L
 run_all() {
@@ -112,8 +115,16 @@ run_all() {
   idle=$(rtt "$target" 50)
   ( sleep 1; rtt "$target" $(( (SECONDS_PER_RUN - 2) * 50 )) > "$WORK/loaded.rtt" ) &
   pingpid=$!
+  local a0 p0 b0 q0
+  a0=$(stat a data_path_allocated_bytes); p0=$(stat a data_path_packets)
+  b0=$(stat b data_path_allocated_bytes); q0=$(stat b data_path_packets)
   fwd=$(measure "$target")
   wait "$pingpid"; loaded=$(cat "$WORK/loaded.rtt")
+  if [ "$name" = cloudvpn ]; then
+    sleep 0.6
+    ALLOC_BYTES=$(( ALLOC_BYTES + $(stat a data_path_allocated_bytes) - a0 + $(stat b data_path_allocated_bytes) - b0 ))
+    ALLOC_PACKETS=$(( ALLOC_PACKETS + $(stat a data_path_packets) - p0 + $(stat b data_path_packets) - q0 ))
+  fi
   rev=$(measure "$target" -R)
   eval "${name}_F+=(\"$fwd\"); ${name}_R+=(\"$rev\"); ${name}_I+=(\"$idle\"); ${name}_L+=(\"$loaded\")"
   echo "round $round $(printf '%-22s' "$name:") A->B $fwd Mbit/s, B->A $rev Mbit/s, rtt idle $idle ms, under load $loaded ms" >&2
@@ -128,7 +139,9 @@ for v in ${VARIANTS:-}; do
 done
 for n in "${NAMES[@]}"; do eval "${n}_F=(); ${n}_R=(); ${n}_I=(); ${n}_L=()"; done
 
+ALLOC_BYTES=0; ALLOC_PACKETS=0
 for round in $(seq "$ROUNDS"); do
+  rm -f "$WORK"/stats-*
   start_tunnel ours o; run_all cloudvpn 10.77.0.2; stop_tunnel
   start_tunnel wggo g; run_all wireguard_go 10.77.0.2; stop_tunnel
   run_all veth 192.0.2.2
@@ -151,6 +164,7 @@ for n in "${VARIANT_NAMES[@]}"; do
   eval "vf=\$M_${n}_F; vr=\$M_${n}_R"
   echo "variant ${n#v_}: A->B $(ratio "$vf" "$M_wireguard_go_F") x wireguard-go, B->A $(ratio "$vr" "$M_wireguard_go_R") x wireguard-go"
 done
+echo "data path allocations of cloudvpn during its A->B runs (both ends): $ALLOC_BYTES bytes for $ALLOC_PACKETS packets"
 echo "latency ratio idle cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_I" "$M_wireguard_go_I")"
 echo "latency ratio under load cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_L" "$M_wireguard_go_L")"
 echo "reverse throughput ratio cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_R" "$M_wireguard_go_R")"

@@ -6,5 +6,15 @@ if (args.Length > 0 && args[0] == "udp")
     return UdpBench.Run(args);
 }
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+if (args.Length > 0 && args[0] == "scale-figures")
+{
+    return ScaleFigures.Run(args);
+}
+
+if (args.Length > 0 && args[0] == "scale")
+{
+    return await ScaleRun.RunAsync(args);
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(ScaleRun).Assembly).Run(args);
 return 0;

@@ -8,6 +8,9 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace CloudVpn.Benchmarks;
 
+/// <summary>A callback that sees a datagram in place.</summary>
+internal delegate void SpanAction(ReadOnlySpan<byte> datagram);
+
 /// <summary>Hands datagrams to a sink (or to a list while setting up); drops TUN output.</summary>
 internal sealed class SinkTransport : IWireGuardTransport
 {
@@ -15,11 +18,15 @@ internal sealed class SinkTransport : IWireGuardTransport
 
     public Action<byte[], IPEndPoint>? Forward { get; set; }
 
+    /// <summary>Sees each datagram without a copy (allocation-free runs).</summary>
+    public SpanAction? Sink { get; set; }
+
     public long Bytes { get; private set; }
 
     public void SendDatagram(ReadOnlySpan<byte> datagram, IPEndPoint destination)
     {
         Bytes += datagram.Length;
+        Sink?.Invoke(datagram);
         if (Capture is not null || Forward is not null)
         {
             var copy = datagram.ToArray();

@@ -108,7 +108,9 @@ static void WriteStats(string path, WireGuardDevice device)
             $"time_ms={Environment.TickCount64}\nallocated_bytes={GC.GetTotalAllocatedBytes(precise: true)}\n" +
             $"gen0={GC.CollectionCount(0)}\ngen1={GC.CollectionCount(1)}\ngen2={GC.CollectionCount(2)}\n" +
             $"tun_packets_read={read}\ntun_packets_written={written}\n" +
-            $"tun_super_packets_read={superRead}\ntun_super_packets_written={superWritten}\n");
+            $"tun_super_packets_read={superRead}\ntun_super_packets_written={superWritten}\n" +
+            $"data_path_allocated_bytes={device.Engine.DataPathAllocations.AllocatedBytes}\n" +
+            $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n");
         var temporary = path + ".tmp";
         File.WriteAllText(temporary, text);
         File.Move(temporary, path, overwrite: true);

@@ -9,17 +9,36 @@ namespace CloudVpn.WireGuard.Device;
 /// port, <c>set=1</c> applies a request in wireguard-go's order (private key, listen port, fwmark, replace_peers,
 /// then each peer section).
 /// </summary>
-internal sealed class EngineUapiDevice(WireGuardDevice device) : IUapiDevice
+internal sealed class EngineUapiDevice : IUapiDevice
 {
+    private readonly Func<WireGuardEngine> _engine;
+    private readonly Func<int> _listenPort;
+    private readonly Action<ushort> _setListenPort;
+    private readonly Action<uint> _setFirewallMark;
+
+    public EngineUapiDevice(WireGuardDevice device)
+        : this(() => device.Engine, () => device.ListenPort, port => device.SetListenPort(port), device.SetFirewallMark)
+    {
+    }
+
+    /// <summary>The same view over a bare engine and the socket operations of whatever owns the UDP socket (benchmarks use it without a TUN).</summary>
+    public EngineUapiDevice(Func<WireGuardEngine> engine, Func<int> listenPort, Action<ushort> setListenPort, Action<uint> setFirewallMark)
+    {
+        _engine = engine;
+        _listenPort = listenPort;
+        _setListenPort = setListenPort;
+        _setFirewallMark = setFirewallMark;
+    }
+
     public UapiDeviceState Get()
     {
-        var engine = device.Engine;
+        var engine = _engine();
         var privateKey = engine.PrivateKey; // a copy: the state owns and zeroes it
         var peers = engine.GetPeers();
         return new UapiDeviceState
         {
             PrivateKey = privateKey,
-            ListenPort = (ushort)device.ListenPort,
+            ListenPort = (ushort)_listenPort(),
             FirewallMark = engine.FirewallMark,
             Peers = [.. peers.Select(p => new UapiPeerState
             {
@@ -38,7 +57,7 @@ internal sealed class EngineUapiDevice(WireGuardDevice device) : IUapiDevice
     public void Set(UapiSetRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var engine = device.Engine;
+        var engine = _engine();
         if (request.PrivateKey is { } key)
         {
             engine.PrivateKey = key.IsZero ? null : key; // the engine keeps its own copy
@@ -48,7 +67,7 @@ internal sealed class EngineUapiDevice(WireGuardDevice device) : IUapiDevice
         {
             try
             {
-                device.SetListenPort(port);
+                _setListenPort(port);
             }
             catch (SocketException ex)
             {
@@ -60,7 +79,7 @@ internal sealed class EngineUapiDevice(WireGuardDevice device) : IUapiDevice
         {
             try
             {
-                device.SetFirewallMark(mark);
+                _setFirewallMark(mark);
             }
             catch (SocketException ex)
             {

@@ -46,26 +46,32 @@ internal static class Aead
         return ChaCha.Decrypt(key, nonce, associatedData, ciphertext, plaintext[..(ciphertext.Length - TagLength)]);
     }
 
-    /// <summary>One-shot encryption with a raw key (handshake messages).</summary>
+    /// <summary>One-shot encryption with a raw key (handshake messages): no guarded key object for a key used once.</summary>
     public static void Seal(ReadOnlySpan<byte> key, ulong counter, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData, Span<byte> ciphertext)
     {
-        using var k = ImportKey(ChaCha, key);
-        Seal(k, counter, plaintext, associatedData, ciphertext);
+        Span<byte> nonce = stackalloc byte[12];
+        nonce[..4].Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(nonce[4..], counter);
+        Sodium.ChaChaSeal(key, nonce, plaintext, associatedData, ciphertext[..(plaintext.Length + TagLength)]);
     }
 
-    /// <summary>One-shot decryption with a raw key (handshake messages).</summary>
+    /// <summary>One-shot decryption with a raw key (handshake messages); false when the tag does not verify.</summary>
     public static bool Open(ReadOnlySpan<byte> key, ulong counter, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> associatedData, Span<byte> plaintext)
     {
-        using var k = ImportKey(ChaCha, key);
-        return Open(k, counter, ciphertext, associatedData, plaintext);
+        if (ciphertext.Length < TagLength)
+        {
+            return false;
+        }
+
+        Span<byte> nonce = stackalloc byte[12];
+        nonce[..4].Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(nonce[4..], counter);
+        return Sodium.ChaChaOpen(key, nonce, ciphertext, associatedData, plaintext[..(ciphertext.Length - TagLength)]);
     }
 
     /// <summary>XChaCha20-Poly1305 encryption (cookie replies).</summary>
-    public static void XSeal(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData, Span<byte> ciphertext)
-    {
-        using var k = ImportKey(XChaCha, key);
-        XChaCha.Encrypt(k, nonce, associatedData, plaintext, ciphertext[..(plaintext.Length + TagLength)]);
-    }
+    public static void XSeal(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData, Span<byte> ciphertext) =>
+        Sodium.XChaChaSeal(key, nonce, plaintext, associatedData, ciphertext[..(plaintext.Length + TagLength)]);
 
     /// <summary>XChaCha20-Poly1305 decryption (cookie replies); false when the tag does not verify.</summary>
     public static bool XOpen(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> associatedData, Span<byte> plaintext)
@@ -75,7 +81,6 @@ internal static class Aead
             return false;
         }
 
-        using var k = ImportKey(XChaCha, key);
-        return XChaCha.Decrypt(k, nonce, associatedData, ciphertext, plaintext[..(ciphertext.Length - TagLength)]);
+        return Sodium.XChaChaOpen(key, nonce, ciphertext, associatedData, plaintext[..(ciphertext.Length - TagLength)]);
     }
 }

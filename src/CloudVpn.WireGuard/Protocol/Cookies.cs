@@ -154,6 +154,15 @@ internal sealed class CookieGenerator
         }
     }
 
+    /// <summary>Whether a cookie received within the last 120 s is held (then <see cref="AddMacs"/> writes mac2).</summary>
+    public bool HasCookie(long nowTicks)
+    {
+        lock (_lock)
+        {
+            return _cookieTime != long.MinValue && nowTicks - _cookieTime < CookieKeys.CookieRefreshTime.Ticks;
+        }
+    }
+
     /// <summary>Decrypts a cookie reply to the last message we sent; false when it does not authenticate.</summary>
     public bool ConsumeReply(ReadOnlySpan<byte> reply, long nowTicks)
     {

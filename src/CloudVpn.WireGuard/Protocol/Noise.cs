@@ -38,12 +38,8 @@ internal sealed class StaticIdentity : IDisposable
     {
         privateKey.CopyTo(PrivateKey);
         Curve25519.DerivePublic(PublicKey, PrivateKey);
-        Key = Curve25519.ImportPrivate(PrivateKey);
         Cookies = new CookieChecker(PublicKey);
     }
-
-    /// <summary>The private key imported once for DH.</summary>
-    public NSec.Cryptography.Key Key { get; }
 
     public byte[] PrivateKey { get; } = GC.AllocateArray<byte>(32, pinned: true);
 
@@ -54,7 +50,6 @@ internal sealed class StaticIdentity : IDisposable
     public void Dispose()
     {
         CryptographicOperations.ZeroMemory(PrivateKey);
-        Key.Dispose();
         Cookies.Dispose();
     }
 }
@@ -85,7 +80,8 @@ internal sealed class NoiseHandshake
 {
     private readonly byte[] _hash = new byte[32];
     private readonly byte[] _chainKey = GC.AllocateArray<byte>(32, pinned: true);
-    private NSec.Cryptography.Key? _localEphemeral;
+    private byte[]? _localEphemeral; // pinned, created by the first handshake, zeroed by Clear
+    private bool _hasLocalEphemeral;
     private readonly byte[] _remoteEphemeral = new byte[32];
     private readonly byte[] _remoteStatic;
     private readonly byte[] _initialHash = new byte[32];
@@ -98,8 +94,11 @@ internal sealed class NoiseHandshake
 
     public HandshakeState State { get; private set; }
 
-    /// <summary>DH(local static, remote static), cached; all zero when invalid.</summary>
+    /// <summary>DH(local static, remote static), computed when a handshake first needs it; all zero when invalid or not yet computed.</summary>
     public byte[] StaticStatic { get; } = GC.AllocateArray<byte>(32, pinned: true);
+
+    private StaticIdentity? _identity;
+    private bool _staticStaticComputed;
 
     /// <summary>The preshared key (all zero when none).</summary>
     public byte[] PresharedKey { get; } = GC.AllocateArray<byte>(32, pinned: true);
@@ -117,20 +116,44 @@ internal sealed class NoiseHandshake
     /// <summary>When (monotonic ticks) we last sent an initiation.</summary>
     public long LastSentInitiation { get; set; } = long.MinValue;
 
+    /// <summary>
+    /// Binds the handshake to the interface's identity (null: none). The static-static secret is derived lazily, by
+    /// the first handshake that needs it: configuring 100 000 peers then costs no X25519 operation per peer, and a
+    /// private key change does not redo one per peer either.
+    /// </summary>
     public void SetIdentity(StaticIdentity? identity)
     {
-        if (identity is null || !Curve25519.SharedSecret(StaticStatic, identity.Key, _remoteStatic))
+        _identity = identity;
+        _staticStaticComputed = false;
+        CryptographicOperations.ZeroMemory(StaticStatic);
+    }
+
+    /// <summary>The static-static secret, derived on first use; false when it is invalid (no identity, low-order key).</summary>
+    private bool HasValidStaticStatic()
+    {
+        if (!_staticStaticComputed)
         {
-            CryptographicOperations.ZeroMemory(StaticStatic);
+            if (_identity is null || !Curve25519.SharedSecret(StaticStatic, _identity.PrivateKey, _remoteStatic))
+            {
+                CryptographicOperations.ZeroMemory(StaticStatic);
+            }
+
+            _staticStaticComputed = true;
         }
+
+        return StaticStatic.AsSpan().ContainsAnyExcept((byte)0);
     }
 
     public void Clear()
     {
         CryptographicOperations.ZeroMemory(_hash);
         CryptographicOperations.ZeroMemory(_chainKey);
-        _localEphemeral?.Dispose();
-        _localEphemeral = null;
+        if (_localEphemeral is not null)
+        {
+            CryptographicOperations.ZeroMemory(_localEphemeral);
+        }
+
+        _hasLocalEphemeral = false;
         CryptographicOperations.ZeroMemory(_remoteEphemeral);
         State = HandshakeState.None;
     }
@@ -138,7 +161,7 @@ internal sealed class NoiseHandshake
     /// <summary>Writes an initiation (without macs) to <paramref name="message"/> (148 bytes).</summary>
     public bool CreateInitiation(Span<byte> message, StaticIdentity identity, uint localIndex, DateTimeOffset now)
     {
-        if (!StaticStatic.AsSpan().ContainsAnyExcept((byte)0))
+        if (!HasValidStaticStatic())
         {
             return false;
         }
@@ -151,8 +174,7 @@ internal sealed class NoiseHandshake
             NoiseConstants.InitialChainKey.CopyTo(_chainKey, 0);
             _initialHash.CopyTo(_hash, 0);
             var ephemeralPublic = message.Slice(MessageFormat.InitiationEphemeral, 32);
-            _localEphemeral?.Dispose();
-            _localEphemeral = Curve25519.GenerateEphemeral(ephemeralPublic);
+            NewLocalEphemeral(ephemeralPublic);
 
             MessageFormat.WriteType(message, MessageFormat.Initiation);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.InitiationSender..], localIndex);
@@ -205,7 +227,7 @@ internal sealed class NoiseHandshake
 
             Blake2s.Kdf(result.ChainKey, ephemeral, result.ChainKey);
             Blake2s.Hash(result.Hash, result.Hash, ephemeral);
-            if (!Curve25519.SharedSecret(secret, identity.Key, ephemeral))
+            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
             {
                 return false;
             }
@@ -230,7 +252,7 @@ internal sealed class NoiseHandshake
     /// <summary>Second half: decrypts the timestamp with this peer's cached static-static secret and applies the replay and flood checks.</summary>
     public ConsumeResult FinishConsumeInitiation(ReadOnlySpan<byte> message, ref ConsumedInitiation begun, long nowTicks, long floodTicks)
     {
-        if (!StaticStatic.AsSpan().ContainsAnyExcept((byte)0))
+        if (!HasValidStaticStatic())
         {
             return ConsumeResult.Failed;
         }
@@ -286,8 +308,7 @@ internal sealed class NoiseHandshake
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseSender..], localIndex);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseReceiver..], RemoteIndex);
             var ephemeralPublic = message.Slice(MessageFormat.ResponseEphemeral, 32);
-            _localEphemeral?.Dispose();
-            _localEphemeral = Curve25519.GenerateEphemeral(ephemeralPublic);
+            NewLocalEphemeral(ephemeralPublic);
 
             Blake2s.Kdf(_chainKey, ephemeralPublic, _chainKey);
             MixHash(ephemeralPublic);
@@ -324,7 +345,7 @@ internal sealed class NoiseHandshake
     /// <summary>Consumes a response to our initiation; on success the state is ready for <see cref="DeriveTransportKeys"/>.</summary>
     public bool ConsumeResponse(ReadOnlySpan<byte> message, StaticIdentity identity)
     {
-        if (State != HandshakeState.InitiationCreated || _localEphemeral is null)
+        if (State != HandshakeState.InitiationCreated || !_hasLocalEphemeral)
         {
             return false;
         }
@@ -347,7 +368,7 @@ internal sealed class NoiseHandshake
             }
 
             Blake2s.Kdf(chainKey, secret, chainKey);
-            if (!Curve25519.SharedSecret(secret, identity.Key, ephemeral))
+            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
             {
                 return false;
             }
@@ -393,6 +414,13 @@ internal sealed class NoiseHandshake
     }
 
     private void MixHash(ReadOnlySpan<byte> data) => Blake2s.Hash(_hash, _hash, data);
+
+    private void NewLocalEphemeral(Span<byte> publicKey)
+    {
+        _localEphemeral ??= GC.AllocateArray<byte>(32, pinned: true);
+        Curve25519.GenerateEphemeral(_localEphemeral, publicKey);
+        _hasLocalEphemeral = true;
+    }
 }
 
 internal enum ConsumeResult

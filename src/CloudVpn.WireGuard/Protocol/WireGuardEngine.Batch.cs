@@ -77,6 +77,7 @@ public sealed partial class WireGuardEngine
 
         var scratch = t_sealScratch ??= new BatchScratch(seal: true);
         scratch.Begin(batch);
+        var counter = scratch.CounterFor(this, "tun-read");
         try
         {
             PrepareSeal(batch, scratch);
@@ -95,6 +96,7 @@ public sealed partial class WireGuardEngine
         {
             scratch.ReleaseAll();
             FlushDeferred(scratch);
+            counter.Sample(count);
         }
     }
 
@@ -226,6 +228,7 @@ public sealed partial class WireGuardEngine
 
         var scratch = t_openScratch ??= new BatchScratch(seal: false);
         scratch.Begin(batch);
+        var counter = scratch.CounterFor(this, "udp-read");
         try
         {
             PrepareOpen(batch, scratch);
@@ -244,6 +247,7 @@ public sealed partial class WireGuardEngine
         {
             scratch.ReleaseAll();
             FlushDeferred(scratch);
+            counter.Sample(count);
         }
     }
 
@@ -410,6 +414,21 @@ public sealed partial class WireGuardEngine
         public WireGuardPeer?[] Deferred { get; private set; } = [];
 
         public int DeferredCount { get; set; }
+
+        private WireGuardEngine? _counterOwner;
+        private DataPathThread? _counter;
+
+        /// <summary>This reader thread's allocation counter in <paramref name="engine"/> (registered on first use).</summary>
+        public DataPathThread CounterFor(WireGuardEngine engine, string name)
+        {
+            if (!ReferenceEquals(_counterOwner, engine) || _counter is null)
+            {
+                _counter = engine.DataPathAllocations.Register($"{name} {Environment.CurrentManagedThreadId}");
+                _counterOwner = engine;
+            }
+
+            return _counter;
+        }
 
         public void Begin(PacketBatch batch)
         {

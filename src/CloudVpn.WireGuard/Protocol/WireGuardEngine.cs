@@ -43,10 +43,17 @@ public sealed partial class WireGuardEngine : IDisposable
         Time = time;
         _logger = logger;
         _startTimestamp = time.GetTimestamp();
+        Timers = new PeerTimerScheduler(time, () => NowTicks, ReportError);
     }
 
     /// <summary>Counters: drops by reason, handshakes by outcome.</summary>
     public WireGuardEngineCounters Counters { get; } = new();
+
+    /// <summary>
+    /// Managed bytes allocated on the data path threads: each TUN/UDP reader (or crypto worker) registers here on its
+    /// own thread and samples after each batch; readable at any time (the steady-state goal is zero).
+    /// </summary>
+    public DataPathAllocations DataPathAllocations { get; } = new();
 
     /// <summary>
     /// The interface's private key (the engine keeps its own copy; the getter returns a new copy the caller disposes).
@@ -119,6 +126,9 @@ public sealed partial class WireGuardEngine : IDisposable
     public int HandshakeLoadThreshold { get; set; } = 1000;
 
     internal TimeProvider Time { get; }
+
+    /// <summary>The one timer of all peers.</summary>
+    internal PeerTimerScheduler Timers { get; }
 
     /// <summary>The peer with <paramref name="publicKey"/>, for tests and diagnostics.</summary>
     internal WireGuardPeer? FindPeer(WireGuardPublicKey publicKey) => _peers.GetValueOrDefault(publicKey);
@@ -1036,6 +1046,7 @@ public sealed partial class WireGuardEngine : IDisposable
         }
 
         Interlocked.Exchange(ref _cryptoPool, null)?.Dispose();
+        Timers.Dispose();
     }
 
     /// <summary>

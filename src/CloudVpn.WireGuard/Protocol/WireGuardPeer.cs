@@ -8,7 +8,7 @@ namespace CloudVpn.WireGuard.Protocol;
 /// <summary>
 /// One peer of the engine: handshake state, keypairs (previous, current, next), endpoint, counters, the queue of
 /// packets waiting for a handshake and the peer's timers. Timers are deadlines in fields: the hot path only writes
-/// them, and one <see cref="ITimer"/> per peer wakes at the earliest and acts on whatever is due.
+/// them, and the engine's one <see cref="PeerTimerScheduler"/> wakes the peer at the earliest to act on whatever is due.
 /// </summary>
 internal sealed class WireGuardPeer : IDisposable
 {
@@ -16,8 +16,7 @@ internal sealed class WireGuardPeer : IDisposable
     private readonly Lock _keypairLock = new();
     private readonly Lock _stagedLock = new();
     private readonly Lock _timerLock = new();
-    private readonly Queue<(byte[] Buffer, int Length)> _staged = new();
-    private readonly ITimer _timer;
+    private Queue<(byte[] Buffer, int Length)>? _staged; // created by the first staged packet (most peers never need it)
     private Keypair? _previous;
     private Keypair? _current;
     private Keypair? _next;
@@ -47,7 +46,6 @@ internal sealed class WireGuardPeer : IDisposable
         PublicKey = publicKey;
         Handshake = new NoiseHandshake(publicKey.Bytes);
         Cookies = new CookieGenerator(publicKey.Bytes);
-        _timer = engine.Time.CreateTimer(static state => ((WireGuardPeer)state!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     public WireGuardPublicKey PublicKey { get; }
@@ -277,6 +275,7 @@ internal sealed class WireGuardPeer : IDisposable
         var insideFlush = _stagedLock.IsHeldByCurrentThread;
         lock (_stagedLock)
         {
+            _staged ??= new Queue<(byte[] Buffer, int Length)>();
             if (insideFlush && _staged.Count >= WireGuardTimers.MaxStagedPackets)
             {
                 dropped = (buffer, packet.Length);
@@ -313,7 +312,7 @@ internal sealed class WireGuardPeer : IDisposable
 
         lock (_stagedLock)
         {
-            while (_staged.TryPeek(out var item))
+            while (_staged is not null && _staged.TryPeek(out var item))
             {
                 if (!engine.TrySendStaged(this, item.Buffer.AsSpan(0, item.Length)))
                 {
@@ -344,7 +343,7 @@ internal sealed class WireGuardPeer : IDisposable
 
         lock (_stagedLock)
         {
-            while (_staged.TryDequeue(out var item))
+            while (_staged is not null && _staged.TryDequeue(out var item))
             {
                 ArrayPool<byte>.Shared.Return(item.Buffer);
                 _engine.Counters.Drop(WireGuardDropReason.QueueOverflow);
@@ -440,8 +439,7 @@ internal sealed class WireGuardPeer : IDisposable
         lock (_timerLock)
         {
             _retransmitAt = _keepaliveAt = _newHandshakeAt = _zeroKeysAt = _persistentAt = 0;
-            _armedAt = long.MaxValue;
-            _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            Interlocked.Exchange(ref _armedAt, long.MaxValue); // entries still in the scheduler are stale now
         }
     }
 
@@ -461,17 +459,18 @@ internal sealed class WireGuardPeer : IDisposable
             if (at < _armedAt)
             {
                 Interlocked.Exchange(ref _armedAt, at);
-                _timer.Change(TimeSpan.FromTicks(Math.Max(0, at - _engine.NowTicks)), Timeout.InfiniteTimeSpan);
+                _engine.Timers.Schedule(this, at);
             }
         }
     }
 
-    private void OnTimer()
+    /// <summary>The scheduler's wake-up for deadline <paramref name="at"/>; ignored unless it is still the one armed.</summary>
+    public void OnTimerDue(long at)
     {
         bool retransmit = false, keepalive = false, newHandshake = false, zeroKeys = false, persistent = false;
         lock (_timerLock)
         {
-            if (_disposed)
+            if (_disposed || Interlocked.Read(ref _armedAt) != at)
             {
                 return;
             }
@@ -501,7 +500,7 @@ internal sealed class WireGuardPeer : IDisposable
             Interlocked.Exchange(ref _armedAt, next);
             if (next != long.MaxValue)
             {
-                _timer.Change(TimeSpan.FromTicks(Math.Max(0, next - now)), Timeout.InfiniteTimeSpan);
+                _engine.Timers.Schedule(this, next);
             }
         }
 
@@ -551,7 +550,7 @@ internal sealed class WireGuardPeer : IDisposable
             _disposed = true;
         }
 
-        _timer.Dispose();
+        Interlocked.Exchange(ref _armedAt, long.MaxValue);
         DropStaged();
         ClearKeypairs();
         lock (HandshakeLock)
