@@ -19,7 +19,8 @@ public sealed partial class UdpBind
     /// <summary>Most payload bytes of one GSO send (an IPv4 datagram's 65535 less its IP and UDP headers).</summary>
     internal const int MaxGsoBytes = 65507;
 
-    private readonly SendScratch?[] _spareScratch = new SendScratch?[4];
+    // one spare per thread that may send at once (crypto workers, timers): beyond that a send allocates its scratch
+    private readonly SendScratch?[] _spareScratch = new SendScratch?[Math.Max(4, Environment.ProcessorCount + 2)];
 
     /// <summary>
     /// Sends every entry of <paramref name="batch"/> whose <see cref="PacketBatch.Endpoints"/> entry is set, in order.
