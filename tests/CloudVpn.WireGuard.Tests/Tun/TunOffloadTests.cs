@@ -205,4 +205,51 @@ public sealed class TunOffloadTests
 
         Assert.Equal(uso ? 1 : 0, tun.SuperPacketsRead);
     }
+
+    [Fact]
+    public void A_throwing_batch_handler_is_reported_and_reading_goes_on()
+    {
+        using var ns = new NetnsPair("tg");
+        using var tun = NetworkNamespace.Run(ns.Left, () => TunDevice.Create("cvtg1"));
+        NetnsPair.Exec(ns.Left, "ip addr add 10.79.1.1/24 dev cvtg1");
+        NetnsPair.Exec(ns.Left, "ip link set cvtg1 up");
+        var errors = new List<Exception>();
+        var seen = 0;
+        using var second = new ManualResetEventSlim();
+        tun.StartBatchReader(
+            batch =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var p = batch.Packet(i);
+                    if (p[0] == 0x45 && p[9] == 17 && BinaryPrimitives.ReadUInt16BigEndian(p[22..]) == 9998)
+                    {
+                        if (Interlocked.Increment(ref seen) == 1)
+                        {
+                            throw new InvalidOperationException("handler failure");
+                        }
+
+                        second.Set();
+                    }
+                }
+            },
+            e =>
+            {
+                lock (errors)
+                {
+                    errors.Add(e);
+                }
+            });
+
+        using var socket = NetworkNamespace.Run(ns.Left, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+        var target = new IPEndPoint(IPAddress.Parse("10.79.1.2"), 9998);
+        socket.SendTo(new byte[10], target);
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref seen) >= 1, TimeSpan.FromSeconds(10)), "first datagram read");
+        socket.SendTo(new byte[10], target);
+        Assert.True(second.Wait(TimeSpan.FromSeconds(10)), "the reader went on after the handler threw");
+        lock (errors)
+        {
+            Assert.Equal("handler failure", Assert.Single(errors).Message);
+        }
+    }
 }
