@@ -38,7 +38,7 @@ public sealed record WireGuardDataPathOptions
     /// The options from environment variables, as the drop-in and the benchmarks use them: <c>CLOUDVPN_WG_BATCHING</c>,
     /// <c>CLOUDVPN_WG_CRYPTO_WORKERS</c>, <c>CLOUDVPN_WG_TUN_OFFLOADS</c>, <c>CLOUDVPN_WG_TUN_COALESCE</c>,
     /// <c>CLOUDVPN_WG_UDP_MMSG</c>, <c>CLOUDVPN_WG_UDP_GSO</c>, <c>CLOUDVPN_WG_UDP_GRO</c> (<c>0</c>/<c>1</c>, or a
-    /// number of workers); unset variables keep the defaults.
+    /// number of workers) and <c>CLOUDVPN_WG_UDP_BUFFER</c> (socket buffer bytes); unset variables keep the defaults.
     /// </summary>
     /// <exception cref="ArgumentException">A variable holds something else; the message names it.</exception>
     public static WireGuardDataPathOptions FromEnvironment(Func<string, string?>? read = null)
@@ -60,6 +60,14 @@ public sealed record WireGuardDataPathOptions
             var other => throw new ArgumentException($"CLOUDVPN_WG_CRYPTO_WORKERS: '{other}' is not a number of threads from 0 to 256."),
         };
 
+        var buffer = read("CLOUDVPN_WG_UDP_BUFFER") switch
+        {
+            null or "" => defaults.Udp.SocketBufferSize,
+            var text when int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) &&
+                n is >= UdpBatchOptions.MinSocketBufferSize and <= UdpBatchOptions.MaxSocketBufferSize => n,
+            var other => throw new ArgumentException($"CLOUDVPN_WG_UDP_BUFFER: '{other}' is not a byte count from {UdpBatchOptions.MinSocketBufferSize} to {UdpBatchOptions.MaxSocketBufferSize}."),
+        };
+
         return new WireGuardDataPathOptions
         {
             Batching = Flag("CLOUDVPN_WG_BATCHING", defaults.Batching),
@@ -75,6 +83,7 @@ public sealed record WireGuardDataPathOptions
                 UseMmsg = Flag("CLOUDVPN_WG_UDP_MMSG", defaults.Udp.UseMmsg),
                 UseGso = Flag("CLOUDVPN_WG_UDP_GSO", defaults.Udp.UseGso),
                 UseGro = Flag("CLOUDVPN_WG_UDP_GRO", defaults.Udp.UseGro),
+                SocketBufferSize = buffer,
             },
         };
     }

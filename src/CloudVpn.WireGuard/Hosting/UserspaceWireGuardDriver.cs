@@ -20,7 +20,8 @@ namespace CloudVpn.WireGuard.Hosting;
 /// route per allowed IP; <c>false</c>: leave routing to the host), <c>wireguard-userspace.netns</c> (create the device
 /// inside that named network namespace), and the data-path switches (all <c>true</c> by default; see
 /// <see cref="WireGuardDataPathOptions"/>): <c>wireguard-userspace.batching</c>, <c>.tun-offloads</c>,
-/// <c>.tun-coalesce</c>, <c>.udp-mmsg</c>, <c>.udp-gso</c>, <c>.udp-gro</c>, and <c>.crypto-workers</c> (0..256).
+/// <c>.tun-coalesce</c>, <c>.udp-mmsg</c>, <c>.udp-gso</c>, <c>.udp-gro</c>, <c>.udp-socket-buffer</c> (bytes) and
+/// <c>.crypto-workers</c> (0..256).
 /// </remarks>
 public sealed class UserspaceWireGuardDriver : ITunnelDriver
 {
@@ -204,6 +205,18 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
                 case "udp-gro":
                     dataPath = dataPath with { Udp = dataPath.Udp with { UseGro = Flag(key, value, true) } };
                     break;
+                case "udp-socket-buffer":
+                    if (int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var bytes) &&
+                        bytes is >= Udp.UdpBatchOptions.MinSocketBufferSize and <= Udp.UdpBatchOptions.MaxSocketBufferSize)
+                    {
+                        dataPath = dataPath with { Udp = dataPath.Udp with { SocketBufferSize = bytes } };
+                    }
+                    else
+                    {
+                        errors.Add($"{key}: '{value}' is not a byte count from {Udp.UdpBatchOptions.MinSocketBufferSize} to {Udp.UdpBatchOptions.MaxSocketBufferSize}");
+                    }
+
+                    break;
                 case "crypto-workers":
                     if (int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var workers) && workers <= 256)
                     {
@@ -216,7 +229,7 @@ internal sealed record UserspaceTunnelSettings(string? UapiSocketDirectory, bool
 
                     break;
                 default:
-                    errors.Add($"{key}: unknown setting (known: {Prefix}uapi-socket-directory, {Prefix}routes, {Prefix}netns, {Prefix}batching, {Prefix}tun-offloads, {Prefix}tun-coalesce, {Prefix}udp-mmsg, {Prefix}udp-gso, {Prefix}udp-gro, {Prefix}crypto-workers)");
+                    errors.Add($"{key}: unknown setting (known: {Prefix}uapi-socket-directory, {Prefix}routes, {Prefix}netns, {Prefix}batching, {Prefix}tun-offloads, {Prefix}tun-coalesce, {Prefix}udp-mmsg, {Prefix}udp-gso, {Prefix}udp-gro, {Prefix}udp-socket-buffer, {Prefix}crypto-workers)");
                     break;
             }
         }

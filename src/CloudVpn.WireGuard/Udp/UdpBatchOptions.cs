@@ -35,6 +35,18 @@ public sealed record UdpBatchOptions
     /// <summary>Messages per <c>recvmmsg</c>/<c>sendmmsg</c> call (default 64, 1..1024).</summary>
     public int BatchSize { get; init; } = 64;
 
+    /// <summary>Smallest and largest <see cref="SocketBufferSize"/>.</summary>
+    public const int MinSocketBufferSize = 64 << 10, MaxSocketBufferSize = 64 << 20;
+
+    /// <summary>
+    /// Kernel send and receive buffer of the socket, in bytes (default 256 KiB; forced past net.core.[rw]mem_max with
+    /// CAP_NET_ADMIN). These buffers are queues in front of the tunnel: with batching the device drains them fast, so a
+    /// small one keeps the round trip under load short (bench/throughput.sh: 256 KiB gave 1.3-2.0 ms under an
+    /// iperf3 stream and the same throughput where wireguard-go's 7 MiB gave 4-6 ms), while a larger one absorbs
+    /// longer stalls of the reader threads (a very loaded node) before the kernel drops.
+    /// </summary>
+    public int SocketBufferSize { get; init; } = 256 << 10;
+
     /// <summary>The defaults: every feature on, 64 messages per call.</summary>
     public static UdpBatchOptions Default { get; } = new();
 
@@ -48,6 +60,11 @@ public sealed record UdpBatchOptions
         if (BatchSize is < 1 or > MaxBatchSize)
         {
             throw new ArgumentException($"UdpBatchOptions.BatchSize: {BatchSize} is outside 1..{MaxBatchSize}.", nameof(BatchSize));
+        }
+
+        if (SocketBufferSize is < MinSocketBufferSize or > MaxSocketBufferSize)
+        {
+            throw new ArgumentException($"UdpBatchOptions.SocketBufferSize: {SocketBufferSize} is outside {MinSocketBufferSize}..{MaxSocketBufferSize} bytes.", nameof(SocketBufferSize));
         }
     }
 }

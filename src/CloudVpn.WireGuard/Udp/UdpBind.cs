@@ -19,8 +19,8 @@ public delegate void UdpDatagramHandler(ReadOnlySpan<byte> datagram, IPEndPoint 
 /// </summary>
 public sealed partial class UdpBind : IDisposable
 {
-    /// <summary>Kernel socket buffer size asked for (the kernel caps it at net.core.[rw]mem_max unless forced).</summary>
-    public const int SocketBufferSize = 7 << 20;
+    /// <summary>wireguard-go's socket buffer size (7 MiB), for comparison; ours is <see cref="UdpBatchOptions.SocketBufferSize"/>.</summary>
+    public const int WireGuardGoSocketBufferSize = 7 << 20;
 
     private const int MaxDatagram = 65535;
 
@@ -81,7 +81,7 @@ public sealed partial class UdpBind : IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         options ??= UdpBatchOptions.Default;
         options.Validate();
-        var bind = new UdpBind(CreateSocket(port, firewallMark), options) { _firewallMark = firewallMark };
+        var bind = new UdpBind(CreateSocket(port, firewallMark, options.SocketBufferSize), options) { _firewallMark = firewallMark };
         return bind;
     }
 
@@ -184,7 +184,7 @@ public sealed partial class UdpBind : IDisposable
                 return;
             }
 
-            var fresh = new Bound(CreateSocket(port, mark));
+            var fresh = new Bound(CreateSocket(port, mark, _options.SocketBufferSize));
             var old = _bound;
             _bound = fresh;
             if (_handler is not null || _batchHandler is not null)
@@ -297,7 +297,7 @@ public sealed partial class UdpBind : IDisposable
         public UdpEndpointCache Cache { get; } = new(socket.AddressFamily);
     }
 
-    private static Socket CreateSocket(int port, uint firewallMark)
+    private static Socket CreateSocket(int port, uint firewallMark, int bufferSize)
     {
         Socket socket;
         if (Socket.OSSupportsIPv6 && TryCreateDualStack(port, out var dual))
@@ -318,7 +318,7 @@ public sealed partial class UdpBind : IDisposable
             }
         }
 
-        SetBufferSizes(socket);
+        SetBufferSizes(socket, bufferSize);
         if (firewallMark != 0)
         {
             socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(firewallMark));
@@ -334,9 +334,9 @@ public sealed partial class UdpBind : IDisposable
 
     // With CAP_NET_ADMIN the *FORCE options lift the net.core.[rw]mem_max cap, as wireguard-go does; without it the
     // plain options give what the sysctl allows.
-    private static void SetBufferSizes(Socket socket)
+    private static void SetBufferSizes(Socket socket, int bufferSize)
     {
-        var size = BitConverter.GetBytes(SocketBufferSize);
+        var size = BitConverter.GetBytes(bufferSize);
         try
         {
             socket.SetRawSocketOption(SolSocket, SoRcvBufForce, size);
@@ -344,8 +344,8 @@ public sealed partial class UdpBind : IDisposable
         }
         catch (SocketException)
         {
-            socket.ReceiveBufferSize = SocketBufferSize;
-            socket.SendBufferSize = SocketBufferSize;
+            socket.ReceiveBufferSize = bufferSize;
+            socket.SendBufferSize = bufferSize;
         }
     }
 

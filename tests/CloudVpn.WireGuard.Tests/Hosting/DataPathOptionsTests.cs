@@ -26,7 +26,7 @@ public sealed class DataPathOptionsTests
         {
             ["CLOUDVPN_WG_BATCHING"] = "0", ["CLOUDVPN_WG_TUN_OFFLOADS"] = "false", ["CLOUDVPN_WG_TUN_COALESCE"] = "off",
             ["CLOUDVPN_WG_UDP_MMSG"] = "0", ["CLOUDVPN_WG_UDP_GSO"] = "0", ["CLOUDVPN_WG_UDP_GRO"] = "0",
-            ["CLOUDVPN_WG_CRYPTO_WORKERS"] = "3",
+            ["CLOUDVPN_WG_CRYPTO_WORKERS"] = "3", ["CLOUDVPN_WG_UDP_BUFFER"] = "7340032",
         };
         var options = WireGuardDataPathOptions.FromEnvironment(values.GetValueOrDefault);
         Assert.False(options.Batching);
@@ -36,6 +36,7 @@ public sealed class DataPathOptionsTests
         Assert.False(options.Udp.UseGso);
         Assert.False(options.Udp.UseGro);
         Assert.Equal(3, options.CryptoWorkers);
+        Assert.Equal(7 << 20, options.Udp.SocketBufferSize);
         Assert.NotEqual(new WireGuardDataPathOptions(), options);
     }
 
@@ -43,6 +44,7 @@ public sealed class DataPathOptionsTests
     [InlineData("CLOUDVPN_WG_UDP_GSO", "maybe", "CLOUDVPN_WG_UDP_GSO: 'maybe' is not 0 or 1")]
     [InlineData("CLOUDVPN_WG_CRYPTO_WORKERS", "-1", "CLOUDVPN_WG_CRYPTO_WORKERS: '-1' is not a number of threads from 0 to 256")]
     [InlineData("CLOUDVPN_WG_CRYPTO_WORKERS", "1000", "CLOUDVPN_WG_CRYPTO_WORKERS: '1000'")]
+    [InlineData("CLOUDVPN_WG_UDP_BUFFER", "1024", "CLOUDVPN_WG_UDP_BUFFER: '1024' is not a byte count from 65536")]
     public void A_bad_value_is_refused_with_the_variable_named(string name, string value, string message)
     {
         var error = Assert.Throws<ArgumentException>(() => WireGuardDataPathOptions.FromEnvironment(n => n == name ? value : null));
@@ -76,7 +78,7 @@ public sealed class DataPathOptionsTests
                 ["wireguard-userspace.batching"] = "false", ["wireguard-userspace.tun-offloads"] = "false",
                 ["wireguard-userspace.tun-coalesce"] = "false", ["wireguard-userspace.udp-mmsg"] = "false",
                 ["wireguard-userspace.udp-gso"] = "false", ["wireguard-userspace.udp-gro"] = "false",
-                ["wireguard-userspace.crypto-workers"] = "2",
+                ["wireguard-userspace.crypto-workers"] = "2", ["wireguard-userspace.udp-socket-buffer"] = "1048576",
             },
         };
         var settings = UserspaceTunnelSettings.From(Spec());
@@ -86,9 +88,18 @@ public sealed class DataPathOptionsTests
         Assert.False(dataPath.Tun.Coalesce);
         Assert.False(dataPath.Udp.UseMmsg || dataPath.Udp.UseGso || dataPath.Udp.UseGro);
         Assert.Equal(2, dataPath.CryptoWorkers);
+        Assert.Equal(1 << 20, dataPath.Udp.SocketBufferSize);
 
         // an open tunnel refuses changed settings: the same settings parsed again must not look changed
         Assert.Equal(settings, UserspaceTunnelSettings.From(Spec()));
         Assert.NotEqual(settings, UserspaceTunnelSettings.From(new TunnelSpec(new DeviceSpec("wg0", new KeyReference("gw"), 0, []), [])));
+    }
+
+    [Fact]
+    public void A_socket_buffer_out_of_range_is_refused_with_the_field_named()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new CloudVpn.WireGuard.Udp.UdpBatchOptions { SocketBufferSize = 1000 }.Validate());
+        Assert.Contains("UdpBatchOptions.SocketBufferSize: 1000 is outside", error.Message, StringComparison.Ordinal);
+        new CloudVpn.WireGuard.Udp.UdpBatchOptions { SocketBufferSize = 7 << 20 }.Validate();
     }
 }
