@@ -16,7 +16,12 @@ internal static class ScaleFigures
     public static int Run(string[] args)
     {
         var job = args.Length > 1 && args[1] == "short" ? Job.ShortRun : Job.Default;
-        var config = DefaultConfig.Instance.AddJob(job.WithId("scale"));
+        IConfig config = DefaultConfig.Instance.AddJob(job.WithId("scale"));
+        if (Environment.GetEnvironmentVariable("BDN_ARTIFACTS") is { Length: > 0 } artifacts)
+        {
+            config = config.WithArtifactsPath(artifacts);
+        }
+
         var lines = new List<string>();
 
         var lookup = BenchmarkRunner.Run<AllowedIpsLookupBenchmark>(config);

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 
@@ -7,8 +6,9 @@ namespace CloudVpn.WireGuard.Protocol;
 
 /// <summary>
 /// Cryptokey routing: longest-prefix match from an IPv4 or IPv6 address to the peer that owns the prefix. One hash
-/// table per prefix length in use, probed from the longest length down, so a lookup costs one probe per distinct
-/// length (a handful in practice) and takes no lock; changes take a writer lock. A prefix belongs to one peer at a time.
+/// table per prefix length in use (a flat open-addressing <see cref="PrefixTable{TPeer}"/>), probed from the longest
+/// length down, so a lookup costs one probe per distinct length (a handful in practice) whatever the number of
+/// entries, and takes no lock; changes take a writer lock. A prefix belongs to one peer at a time.
 /// </summary>
 /// <typeparam name="TPeer">The peer type.</typeparam>
 internal sealed class AllowedIpsTable<TPeer>
@@ -27,7 +27,7 @@ internal sealed class AllowedIpsTable<TPeer>
         lock (_writeLock)
         {
             var table = family.TableFor(length);
-            if (table.TryGetValue(key, out var previous))
+            if (table.TryGetValue(key, out var previous) && previous is not null)
             {
                 if (ReferenceEquals(previous, peer))
                 {
@@ -41,7 +41,7 @@ internal sealed class AllowedIpsTable<TPeer>
                 family.AddLength(length);
             }
 
-            table[key] = peer;
+            table.Set(key, peer);
             if (!_byPeer.TryGetValue(peer, out var list))
             {
                 _byPeer[peer] = list = [];
@@ -65,7 +65,7 @@ internal sealed class AllowedIpsTable<TPeer>
             {
                 var (family, key, length) = Normalize(network);
                 var table = family.TableFor(length);
-                if (table.TryRemove(new KeyValuePair<UInt128, TPeer>(key, peer)))
+                if (table.TryRemove(key, peer))
                 {
                     family.RemoveLength(length);
                 }
@@ -135,7 +135,7 @@ internal sealed class AllowedIpsTable<TPeer>
 
     private sealed class Family(int bits)
     {
-        private readonly ConcurrentDictionary<UInt128, TPeer>?[] _tables = new ConcurrentDictionary<UInt128, TPeer>?[bits + 1];
+        private readonly PrefixTable<TPeer>?[] _tables = new PrefixTable<TPeer>?[bits + 1];
         private readonly int[] _lengthCounts = new int[bits + 1];
         private volatile int[] _lengthsLongestFirst = [];
 
@@ -143,7 +143,7 @@ internal sealed class AllowedIpsTable<TPeer>
 
         private UInt128 AllBits => bits == 128 ? UInt128.MaxValue : (UInt128.One << bits) - 1;
 
-        public ConcurrentDictionary<UInt128, TPeer> TableFor(int length) => _tables[length] ??= new ConcurrentDictionary<UInt128, TPeer>();
+        public PrefixTable<TPeer> TableFor(int length) => _tables[length] ??= new PrefixTable<TPeer>();
 
         public void AddLength(int length)
         {

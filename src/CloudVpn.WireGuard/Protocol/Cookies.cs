@@ -123,15 +123,21 @@ internal sealed class CookieChecker : IDisposable
 /// </summary>
 internal sealed class CookieGenerator
 {
-    private readonly byte[] _mac1Key = new byte[32];
-    private readonly byte[] _cookieKey = new byte[32];
-    private readonly byte[] _cookie = new byte[Blake2s.MacLength];
-    private readonly byte[] _lastMac1 = new byte[Blake2s.MacLength];
+    // mac1 key | cookie key | cookie | last mac1, in one array (one object per peer instead of four)
+    private readonly byte[] _state = new byte[32 + 32 + Blake2s.MacLength + Blake2s.MacLength];
     private readonly Lock _lock = new();
     private bool _hasLastMac1;
     private long _cookieTime = long.MinValue;
 
-    public CookieGenerator(ReadOnlySpan<byte> peerPublicKey) => CookieKeys.Derive(peerPublicKey, _mac1Key, _cookieKey);
+    public CookieGenerator(ReadOnlySpan<byte> peerPublicKey) => CookieKeys.Derive(peerPublicKey, Mac1Key, CookieKey);
+
+    private Span<byte> Mac1Key => _state.AsSpan(0, 32);
+
+    private Span<byte> CookieKey => _state.AsSpan(32, 32);
+
+    private Span<byte> Cookie => _state.AsSpan(64, Blake2s.MacLength);
+
+    private Span<byte> LastMac1 => _state.AsSpan(64 + Blake2s.MacLength, Blake2s.MacLength);
 
     /// <summary>Fills mac1 and mac2 (the last 32 bytes) of a handshake message.</summary>
     public void AddMacs(Span<byte> message, long nowTicks)
@@ -140,12 +146,12 @@ internal sealed class CookieGenerator
         var mac2Offset = message.Length - Blake2s.MacLength;
         lock (_lock)
         {
-            Blake2s.Mac(message.Slice(mac1Offset, Blake2s.MacLength), _mac1Key, message[..mac1Offset]);
-            message.Slice(mac1Offset, Blake2s.MacLength).CopyTo(_lastMac1);
+            Blake2s.Mac(message.Slice(mac1Offset, Blake2s.MacLength), Mac1Key, message[..mac1Offset]);
+            message.Slice(mac1Offset, Blake2s.MacLength).CopyTo(LastMac1);
             _hasLastMac1 = true;
             if (_cookieTime != long.MinValue && nowTicks - _cookieTime < CookieKeys.CookieRefreshTime.Ticks)
             {
-                Blake2s.Mac(message[mac2Offset..], _cookie, message[..mac2Offset]);
+                Blake2s.Mac(message[mac2Offset..], Cookie, message[..mac2Offset]);
             }
             else
             {
@@ -174,13 +180,13 @@ internal sealed class CookieGenerator
             }
 
             Span<byte> cookie = stackalloc byte[Blake2s.MacLength];
-            if (!Aead.XOpen(_cookieKey, reply.Slice(MessageFormat.CookieNonce, Aead.XNonceLength),
-                    reply.Slice(MessageFormat.CookieEncrypted, MessageFormat.CookieEncryptedLength), _lastMac1, cookie))
+            if (!Aead.XOpen(CookieKey, reply.Slice(MessageFormat.CookieNonce, Aead.XNonceLength),
+                    reply.Slice(MessageFormat.CookieEncrypted, MessageFormat.CookieEncryptedLength), LastMac1, cookie))
             {
                 return false;
             }
 
-            cookie.CopyTo(_cookie);
+            cookie.CopyTo(Cookie);
             _cookieTime = nowTicks;
             return true;
         }

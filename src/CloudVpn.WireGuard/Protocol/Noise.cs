@@ -78,37 +78,47 @@ internal ref struct ConsumedInitiation
 /// </summary>
 internal sealed class NoiseHandshake
 {
-    private readonly byte[] _hash = new byte[32];
-    private readonly byte[] _chainKey = GC.AllocateArray<byte>(32, pinned: true);
+    // All of the handshake's state in one pinned array (one object instead of eight: 100 000 idle peers save about
+    // 25 MB), zeroed piece by piece as before: hash | chain key | remote ephemeral | initial hash | static-static |
+    // preshared key | remote static | last timestamp.
+    private const int StateLength = (7 * 32) + Tai64N.Length;
+    private readonly byte[] _state = GC.AllocateArray<byte>(StateLength, pinned: true);
     private byte[]? _localEphemeral; // pinned, created by the first handshake, zeroed by Clear
     private bool _hasLocalEphemeral;
-    private readonly byte[] _remoteEphemeral = new byte[32];
-    private readonly byte[] _remoteStatic;
-    private readonly byte[] _initialHash = new byte[32];
 
     public NoiseHandshake(ReadOnlySpan<byte> remoteStatic)
     {
-        _remoteStatic = remoteStatic.ToArray();
-        Blake2s.Hash(_initialHash, NoiseConstants.InitialHash, _remoteStatic);
+        remoteStatic.CopyTo(RemoteStaticState);
+        Blake2s.Hash(InitialHashState, NoiseConstants.InitialHash, RemoteStaticState);
     }
 
     public HandshakeState State { get; private set; }
 
     /// <summary>DH(local static, remote static), computed when a handshake first needs it; all zero when invalid or not yet computed.</summary>
-    public byte[] StaticStatic { get; } = GC.AllocateArray<byte>(32, pinned: true);
+    public Span<byte> StaticStatic => _state.AsSpan(128, 32);
 
     private StaticIdentity? _identity;
     private bool _staticStaticComputed;
 
     /// <summary>The preshared key (all zero when none).</summary>
-    public byte[] PresharedKey { get; } = GC.AllocateArray<byte>(32, pinned: true);
+    public Span<byte> PresharedKey => _state.AsSpan(160, 32);
 
     public uint LocalIndex { get; set; }
 
     public uint RemoteIndex { get; private set; }
 
     /// <summary>The newest initiation timestamp accepted from this peer.</summary>
-    public byte[] LastTimestamp { get; } = new byte[Tai64N.Length];
+    public Span<byte> LastTimestamp => _state.AsSpan(7 * 32, Tai64N.Length);
+
+    private Span<byte> HashState => _state.AsSpan(0, 32);
+
+    private Span<byte> ChainKeyState => _state.AsSpan(32, 32);
+
+    private Span<byte> RemoteEphemeralState => _state.AsSpan(64, 32);
+
+    private Span<byte> InitialHashState => _state.AsSpan(96, 32);
+
+    private Span<byte> RemoteStaticState => _state.AsSpan(192, 32);
 
     /// <summary>When (monotonic ticks) the last initiation from this peer was accepted.</summary>
     public long LastInitiationConsumed { get; set; } = long.MinValue;
@@ -133,7 +143,7 @@ internal sealed class NoiseHandshake
     {
         if (!_staticStaticComputed)
         {
-            if (_identity is null || !Curve25519.SharedSecret(StaticStatic, _identity.PrivateKey, _remoteStatic))
+            if (_identity is null || !Curve25519.SharedSecret(StaticStatic, _identity.PrivateKey, RemoteStaticState))
             {
                 CryptographicOperations.ZeroMemory(StaticStatic);
             }
@@ -141,20 +151,20 @@ internal sealed class NoiseHandshake
             _staticStaticComputed = true;
         }
 
-        return StaticStatic.AsSpan().ContainsAnyExcept((byte)0);
+        return StaticStatic.ContainsAnyExcept((byte)0);
     }
 
     public void Clear()
     {
-        CryptographicOperations.ZeroMemory(_hash);
-        CryptographicOperations.ZeroMemory(_chainKey);
+        CryptographicOperations.ZeroMemory(HashState);
+        CryptographicOperations.ZeroMemory(ChainKeyState);
         if (_localEphemeral is not null)
         {
             CryptographicOperations.ZeroMemory(_localEphemeral);
         }
 
         _hasLocalEphemeral = false;
-        CryptographicOperations.ZeroMemory(_remoteEphemeral);
+        CryptographicOperations.ZeroMemory(RemoteEphemeralState);
         State = HandshakeState.None;
     }
 
@@ -171,31 +181,31 @@ internal sealed class NoiseHandshake
         Span<byte> timestamp = stackalloc byte[Tai64N.Length];
         try
         {
-            NoiseConstants.InitialChainKey.CopyTo(_chainKey, 0);
-            _initialHash.CopyTo(_hash, 0);
+            NoiseConstants.InitialChainKey.CopyTo(ChainKeyState);
+            InitialHashState.CopyTo(HashState);
             var ephemeralPublic = message.Slice(MessageFormat.InitiationEphemeral, 32);
             NewLocalEphemeral(ephemeralPublic);
 
             MessageFormat.WriteType(message, MessageFormat.Initiation);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.InitiationSender..], localIndex);
 
-            Blake2s.Kdf(_chainKey, ephemeralPublic, _chainKey);
+            Blake2s.Kdf(ChainKeyState, ephemeralPublic, ChainKeyState);
             MixHash(ephemeralPublic);
 
-            if (!Curve25519.SharedSecret(secret, _localEphemeral, _remoteStatic))
+            if (!Curve25519.SharedSecret(secret, _localEphemeral, RemoteStaticState))
             {
                 return false;
             }
 
-            Blake2s.Kdf(_chainKey, secret, _chainKey, key);
+            Blake2s.Kdf(ChainKeyState, secret, ChainKeyState, key);
             var encryptedStatic = message.Slice(MessageFormat.InitiationStatic, MessageFormat.InitiationStaticLength);
-            Aead.Seal(key, 0, identity.PublicKey, _hash, encryptedStatic);
+            Aead.Seal(key, 0, identity.PublicKey, HashState, encryptedStatic);
             MixHash(encryptedStatic);
 
-            Blake2s.Kdf(_chainKey, StaticStatic, _chainKey, key);
+            Blake2s.Kdf(ChainKeyState, StaticStatic, ChainKeyState, key);
             Tai64N.Write(timestamp, now);
             var encryptedTimestamp = message.Slice(MessageFormat.InitiationTimestamp, MessageFormat.InitiationTimestampLength);
-            Aead.Seal(key, 0, timestamp, _hash, encryptedTimestamp);
+            Aead.Seal(key, 0, timestamp, HashState, encryptedTimestamp);
             MixHash(encryptedTimestamp);
 
             LocalIndex = localIndex;
@@ -278,9 +288,9 @@ internal sealed class NoiseHandshake
 
             timestamp.CopyTo(LastTimestamp);
             LastInitiationConsumed = nowTicks;
-            begun.Hash.CopyTo(_hash);
-            begun.ChainKey.CopyTo(_chainKey);
-            begun.RemoteEphemeral.CopyTo(_remoteEphemeral);
+            begun.Hash.CopyTo(HashState);
+            begun.ChainKey.CopyTo(ChainKeyState);
+            begun.RemoteEphemeral.CopyTo(RemoteEphemeralState);
             RemoteIndex = begun.Sender;
             State = HandshakeState.InitiationConsumed;
             return ConsumeResult.Ok;
@@ -310,24 +320,24 @@ internal sealed class NoiseHandshake
             var ephemeralPublic = message.Slice(MessageFormat.ResponseEphemeral, 32);
             NewLocalEphemeral(ephemeralPublic);
 
-            Blake2s.Kdf(_chainKey, ephemeralPublic, _chainKey);
+            Blake2s.Kdf(ChainKeyState, ephemeralPublic, ChainKeyState);
             MixHash(ephemeralPublic);
-            if (!Curve25519.SharedSecret(secret, _localEphemeral, _remoteEphemeral))
+            if (!Curve25519.SharedSecret(secret, _localEphemeral, RemoteEphemeralState))
             {
                 return false;
             }
 
-            Blake2s.Kdf(_chainKey, secret, _chainKey);
-            if (!Curve25519.SharedSecret(secret, _localEphemeral, _remoteStatic))
+            Blake2s.Kdf(ChainKeyState, secret, ChainKeyState);
+            if (!Curve25519.SharedSecret(secret, _localEphemeral, RemoteStaticState))
             {
                 return false;
             }
 
-            Blake2s.Kdf(_chainKey, secret, _chainKey);
-            Blake2s.Kdf(_chainKey, PresharedKey, _chainKey, tau, key);
+            Blake2s.Kdf(ChainKeyState, secret, ChainKeyState);
+            Blake2s.Kdf(ChainKeyState, PresharedKey, ChainKeyState, tau, key);
             MixHash(tau);
             var empty = message.Slice(MessageFormat.ResponseEmpty, Aead.TagLength);
-            Aead.Seal(key, 0, [], _hash, empty);
+            Aead.Seal(key, 0, [], HashState, empty);
             MixHash(empty);
 
             LocalIndex = localIndex;
@@ -357,8 +367,8 @@ internal sealed class NoiseHandshake
         Span<byte> key = stackalloc byte[32];
         try
         {
-            _hash.CopyTo(hash);
-            _chainKey.CopyTo(chainKey);
+            HashState.CopyTo(hash);
+            ChainKeyState.CopyTo(chainKey);
             var ephemeral = message.Slice(MessageFormat.ResponseEphemeral, 32);
             Blake2s.Kdf(chainKey, ephemeral, chainKey);
             Blake2s.Hash(hash, hash, ephemeral);
@@ -383,9 +393,9 @@ internal sealed class NoiseHandshake
             }
 
             Blake2s.Hash(hash, hash, empty);
-            hash.CopyTo(_hash);
-            chainKey.CopyTo(_chainKey);
-            ephemeral.CopyTo(_remoteEphemeral);
+            hash.CopyTo(HashState);
+            chainKey.CopyTo(ChainKeyState);
+            ephemeral.CopyTo(RemoteEphemeralState);
             RemoteIndex = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.ResponseSender..]);
             return true;
         }
@@ -403,17 +413,17 @@ internal sealed class NoiseHandshake
     {
         if (initiator)
         {
-            Blake2s.Kdf(_chainKey, [], sendKey, receiveKey);
+            Blake2s.Kdf(ChainKeyState, [], sendKey, receiveKey);
         }
         else
         {
-            Blake2s.Kdf(_chainKey, [], receiveKey, sendKey);
+            Blake2s.Kdf(ChainKeyState, [], receiveKey, sendKey);
         }
 
         Clear();
     }
 
-    private void MixHash(ReadOnlySpan<byte> data) => Blake2s.Hash(_hash, _hash, data);
+    private void MixHash(ReadOnlySpan<byte> data) => Blake2s.Hash(HashState, HashState, data);
 
     private void NewLocalEphemeral(Span<byte> publicKey)
     {

@@ -235,7 +235,7 @@ public sealed partial class WireGuardEngine : IDisposable
             WireGuardSecretKey? psk;
             lock (peer.HandshakeLock)
             {
-                psk = peer.Handshake.PresharedKey.AsSpan().ContainsAnyExcept((byte)0) ? new WireGuardSecretKey(peer.Handshake.PresharedKey) : null;
+                psk = peer.Handshake.PresharedKey.ContainsAnyExcept((byte)0) ? new WireGuardSecretKey(peer.Handshake.PresharedKey) : null;
             }
 
             result.Add(new WireGuardPeerSnapshot(peer.PublicKey, psk, peer.Endpoint, _allowedIps.PrefixesOf(peer), peer.LastHandshake,
