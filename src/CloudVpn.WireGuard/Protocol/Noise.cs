@@ -117,13 +117,36 @@ internal sealed class NoiseHandshake
     /// <summary>When (monotonic ticks) we last sent an initiation.</summary>
     public long LastSentInitiation { get; set; } = long.MinValue;
 
-    public void SetIdentity(StaticIdentity? identity)
+    /// <summary>
+    /// DH(additional local static, remote static), cached for the engine's additional identity (the key it also answers
+    /// under during a key rotation's overlap); all zero when there is none or it is invalid.
+    /// </summary>
+    public byte[] AdditionalStaticStatic { get; } = GC.AllocateArray<byte>(32, pinned: true);
+
+    private StaticIdentity? _identity;
+    private StaticIdentity? _additionalIdentity;
+
+    /// <summary>Caches the static-static secrets for the engine's identity and its additional identity (if any).</summary>
+    public void SetIdentity(StaticIdentity? identity, StaticIdentity? additional = null)
     {
+        _identity = identity;
         if (identity is null || !Curve25519.SharedSecret(StaticStatic, identity.Key, _remoteStatic))
         {
             CryptographicOperations.ZeroMemory(StaticStatic);
         }
+
+        _additionalIdentity = additional;
+        if (additional is null || !Curve25519.SharedSecret(AdditionalStaticStatic, additional.Key, _remoteStatic))
+        {
+            CryptographicOperations.ZeroMemory(AdditionalStaticStatic);
+        }
     }
+
+    /// <summary>The cached static-static secret for <paramref name="identity"/>; empty when it is neither identity set.</summary>
+    private ReadOnlySpan<byte> StaticStaticFor(StaticIdentity identity) =>
+        ReferenceEquals(identity, _identity) ? StaticStatic
+        : ReferenceEquals(identity, _additionalIdentity) ? AdditionalStaticStatic
+        : [];
 
     public void Clear()
     {
@@ -228,9 +251,11 @@ internal sealed class NoiseHandshake
     }
 
     /// <summary>Second half: decrypts the timestamp with this peer's cached static-static secret and applies the replay and flood checks.</summary>
-    public ConsumeResult FinishConsumeInitiation(ReadOnlySpan<byte> message, ref ConsumedInitiation begun, long nowTicks, long floodTicks)
+    /// <remarks><paramref name="identity"/> is the local identity the initiation was addressed to (its mac1 matched).</remarks>
+    public ConsumeResult FinishConsumeInitiation(ReadOnlySpan<byte> message, ref ConsumedInitiation begun, StaticIdentity identity, long nowTicks, long floodTicks)
     {
-        if (!StaticStatic.AsSpan().ContainsAnyExcept((byte)0))
+        var staticStatic = StaticStaticFor(identity);
+        if (!staticStatic.ContainsAnyExcept((byte)0))
         {
             return ConsumeResult.Failed;
         }
@@ -239,7 +264,7 @@ internal sealed class NoiseHandshake
         Span<byte> timestamp = stackalloc byte[Tai64N.Length];
         try
         {
-            Blake2s.Kdf(begun.ChainKey, StaticStatic, begun.ChainKey, key);
+            Blake2s.Kdf(begun.ChainKey, staticStatic, begun.ChainKey, key);
             var encryptedTimestamp = message.Slice(MessageFormat.InitiationTimestamp, MessageFormat.InitiationTimestampLength);
             if (!Aead.Open(key, 0, encryptedTimestamp, begun.Hash, timestamp))
             {
