@@ -100,7 +100,10 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
         var swap = peerSide.SwappedAt;
         var missing = Enumerable.Range(1, 700).Except(replies.Select(r => r.Seq)).ToList();
         var atSwap = replies.Zip(replies.Skip(1)).Where(p => p.Second.At >= swap && p.First.At <= swap + 1.0).Select(p => p.Second.At - p.First.At).DefaultIfEmpty(0).Max();
-        var summary = $"gateway key rotation: {lost} of 700 pings lost (icmp_seq {string.Join(",", missing)}), longest gap between replies {gap * 1000:F0} ms, "
+        // a lost ping's time: its neighbours' replies, relative to the peer's swap
+        var lostAt = missing.Select(seq => replies.Where(r => r.Seq < seq).Select(r => r.At).DefaultIfEmpty(double.NaN).Max() - swap);
+        var summary = $"gateway key rotation: {lost} of 700 pings lost (icmp_seq {string.Join(",", missing)}; "
+            + $"{string.Join(",", lostAt.Select(t => $"{t * 1000:F0}"))} ms from the swap), longest gap between replies {gap * 1000:F0} ms, "
             + $"{atSwap * 1000:F0} ms at the swap "
             + $"(after icmp_seq {worst.First.Seq}, {(worst.First.At - swap) * 1000:F0} ms from the peer's swap); "
             + LossReport.Collect(net.Left, spec.Device.Name, net.Right, wgGo.Name, await tunnel.GetStatusAsync(ct));
