@@ -30,6 +30,9 @@ internal sealed partial class GatewayService(
 {
     private GatewayOptions Settings => options.Value;
 
+    /// <summary>The key version also accepted during a rotation's overlap (null: none); only the service's loop changes it.</summary>
+    private long? _additionalKeyVersion;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         ITunnel? tunnel = null;
@@ -123,6 +126,7 @@ internal sealed partial class GatewayService(
         var device = new DeviceSpec(Settings.Interface, new KeyReference(GatewayKey.KeyId, Version: keyVersion), Settings.ListenPort, [], Settings.Mtu)
         {
             InterfaceAddresses = [new InterfaceAddress(address, prefix)],
+            AdditionalPrivateKey = _additionalKeyVersion is { } additional && additional != keyVersion ? new KeyReference(GatewayKey.KeyId, Version: additional) : null,
         };
         return new TunnelSpec(device, [.. peers.Select(p => p.ToSpec())]);
     }
@@ -170,12 +174,27 @@ internal sealed partial class GatewayService(
     {
         try
         {
-            if (state.Key!.Version != request.Version)
+            var previousAdditional = _additionalKeyVersion;
+            _additionalKeyVersion = request.AdditionalVersion;
+            try
             {
-                var next = await gatewayKey.ReadAsync(request.Version, cancellationToken)
-                    ?? throw new KeyStoreException($"Key '{GatewayKey.KeyId}' version {request.Version} does not exist.");
-                await tunnel.ApplyAsync(BuildSpec(next.Version, peers), cancellationToken);
-                state.KeyRotated(next);
+                if (state.Key!.Version != request.Version)
+                {
+                    var next = await gatewayKey.ReadAsync(request.Version, cancellationToken)
+                        ?? throw new KeyStoreException($"Key '{GatewayKey.KeyId}' version {request.Version} does not exist.");
+                    await tunnel.ApplyAsync(BuildSpec(next.Version, peers), cancellationToken);
+                    state.KeyRotated(next);
+                }
+                else if (previousAdditional != request.AdditionalVersion)
+                {
+                    // publish (accept the new key too) or retire (drop the old one): the key in force stays
+                    await tunnel.ApplyAsync(BuildSpec(request.Version, peers), cancellationToken);
+                }
+            }
+            catch
+            {
+                _additionalKeyVersion = previousAdditional;
+                throw;
             }
 
             request.Done.TrySetResult();

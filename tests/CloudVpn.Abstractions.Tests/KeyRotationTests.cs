@@ -289,6 +289,35 @@ public sealed class KeyRotationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_private_key_rotation_adds_the_new_key_at_publish_swaps_at_switch_and_drops_the_old_at_retire()
+    {
+        var tunnel = new SpecRecordingTunnel();
+        var participant = new TunnelKeyRotationParticipant(tunnel, Spec() with { Device = Spec().Device with { PrivateKey = new KeyReference("gw/private", Version: 2) } });
+        var step = new KeyRotationStep(new RotatedKey("gw/private", RotatedKeyKind.PrivateKey), 2, 3);
+
+        await participant.PublishAsync(step, Ct);
+        Assert.Equal(new KeyReference("gw/private", Version: 2), tunnel.Applied[^1].Device.PrivateKey);
+        Assert.Equal(new KeyReference("gw/private", Version: 3), tunnel.Applied[^1].Device.AdditionalPrivateKey);
+
+        await participant.SwitchAsync(step, Ct);
+        Assert.Equal(new KeyReference("gw/private", Version: 3), tunnel.Applied[^1].Device.PrivateKey);
+        Assert.Equal(new KeyReference("gw/private", Version: 2), tunnel.Applied[^1].Device.AdditionalPrivateKey);
+
+        await participant.RetireAsync(step, Ct);
+        Assert.Equal(new KeyReference("gw/private", Version: 3), tunnel.Applied[^1].Device.PrivateKey);
+        Assert.Null(tunnel.Applied[^1].Device.AdditionalPrivateKey);
+        Assert.Equal(3, tunnel.Applied.Count);
+
+        // a PSK rotation leaves the device keys alone: only the switch applies
+        await participant.PublishAsync(new KeyRotationStep(Psk, 1, 2), Ct);
+        await participant.RetireAsync(new KeyRotationStep(Psk, 1, 2), Ct);
+        Assert.Equal(3, tunnel.Applied.Count);
+        await participant.SwitchAsync(new KeyRotationStep(Psk, 1, 2), Ct);
+        Assert.Null(tunnel.Applied[^1].Device.AdditionalPrivateKey);
+        Assert.Equal(2, tunnel.Applied[^1].Peers[0].PresharedKey!.Version);
+    }
+
+    [Fact]
     public void Private_keys_are_clamped_and_preshared_keys_are_not()
     {
         var source = new RandomKeyMaterialSource();
@@ -369,6 +398,28 @@ public sealed class KeyRotationTests : IDisposable
             Spec = desired;
             Applies++;
             return new TunnelApplyResult(false, [], [desired.Peers[0].PublicKey], []);
+        }
+
+        public ValueTask<TunnelStatus> GetStatusAsync(CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask CloseAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    /// <summary>A fake tunnel that records every spec applied.</summary>
+    private sealed class SpecRecordingTunnel : ITunnel
+    {
+        public string Name => "fake0";
+
+        public string DriverName => "fake";
+
+        public List<TunnelSpec> Applied { get; } = [];
+
+        public ValueTask<TunnelApplyResult> ApplyAsync(TunnelSpec desired, CancellationToken cancellationToken = default)
+        {
+            Applied.Add(desired);
+            return ValueTask.FromResult(new TunnelApplyResult(true, [], [], []));
         }
 
         public ValueTask<TunnelStatus> GetStatusAsync(CancellationToken cancellationToken = default) => throw new NotSupportedException();

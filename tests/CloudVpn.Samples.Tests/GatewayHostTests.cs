@@ -127,6 +127,15 @@ public sealed class GatewayHostTests : IDisposable
             Assert.Equal(published.GetStructuredStateValue("PublicKey"), rotated.GetStructuredStateValue("PublicKey"));
             Assert.NotEqual(first, rotated.GetStructuredStateValue("PublicKey"));
             Assert.True(await gateway.MetricAsync("cloudvpn_key_rotations_total") >= 1);
+
+            // publish: version 1 in force and 2 accepted too; switch: 2 in force, 1 still accepted; retire: 1 dropped
+            var specs = gateway.Driver.Specs.ToList();
+            var publish = specs.FindIndex(p => p.Device.PrivateKey.Version == 1 && p.Device.AdditionalPrivateKey?.Version == 2);
+            var switched = specs.FindIndex(p => p.Device.PrivateKey.Version == 2 && p.Device.AdditionalPrivateKey?.Version == 1);
+            Assert.True(publish > 0 && switched > publish, string.Join(" | ", specs.Select(p => $"{p.Device.PrivateKey.Version}+{p.Device.AdditionalPrivateKey?.Version}")));
+            await Eventually.HoldsAsync(
+                () => gateway.Driver.Specs.Skip(switched + 1).Any(p => p.Device.PrivateKey.Version == 2 && p.Device.AdditionalPrivateKey is null),
+                "the retire to drop the old key");
         }
     }
 

@@ -4,9 +4,13 @@ using CloudVpn.Tunnels;
 namespace CloudVpn.KeyRotation;
 
 /// <summary>
-/// Switches an open tunnel to a key's new version: the device's private key and every peer's preshared key that point
-/// at the rotated key are re-pointed at the new version and the spec is applied (an idempotent diff; the driver reads
-/// the key from the store). Publishing and retiring change nothing on the tunnel itself.
+/// Rolls an open tunnel over to a key's new version; the driver reads the keys from the store and applies the
+/// difference (idempotent). For the device's private key: <b>publish</b> adds the new version as
+/// <see cref="DeviceSpec.AdditionalPrivateKey"/> (a driver that can, the userspace WireGuard, then answers handshakes
+/// under both keys, so peers may move to the new public key as soon as they learn it); <b>switch</b> makes the new
+/// version the key in force and keeps the previous one as the additional key; <b>retire</b> drops the previous one.
+/// For preshared keys: switch re-points every peer's key reference at the new version; publish and retire change
+/// nothing (a PSK only enters the next handshake).
 /// </summary>
 public sealed class TunnelKeyRotationParticipant(ITunnel tunnel, TunnelSpec spec) : IKeyRotationParticipant
 {
@@ -26,22 +30,52 @@ public sealed class TunnelKeyRotationParticipant(ITunnel tunnel, TunnelSpec spec
     }
 
     /// <inheritdoc />
-    public ValueTask PublishAsync(KeyRotationStep step, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public async ValueTask PublishAsync(KeyRotationStep step, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        var spec = CurrentSpec;
+        if (!Matches(spec.Device.PrivateKey, step.Key) || step.PreviousVersion == 0)
+        {
+            return;
+        }
+
+        var device = spec.Device with { AdditionalPrivateKey = spec.Device.PrivateKey with { Version = step.NewVersion } };
+        await ApplyAsync(spec with { Device = device }, cancellationToken);
+    }
 
     /// <inheritdoc />
     public async ValueTask SwitchAsync(KeyRotationStep step, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(step);
-        var next = Repoint(CurrentSpec, step);
+        var spec = CurrentSpec;
+        var next = Repoint(spec, step);
+        if (Matches(spec.Device.PrivateKey, step.Key) && step.PreviousVersion != 0)
+        {
+            next = next with { Device = next.Device with { AdditionalPrivateKey = spec.Device.PrivateKey with { Version = step.PreviousVersion } } };
+        }
+
+        await ApplyAsync(next, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask RetireAsync(KeyRotationStep step, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        var spec = CurrentSpec;
+        if (spec.Device.AdditionalPrivateKey is { } additional && Matches(additional, step.Key))
+        {
+            await ApplyAsync(spec with { Device = spec.Device with { AdditionalPrivateKey = null } }, cancellationToken);
+        }
+    }
+
+    private async ValueTask ApplyAsync(TunnelSpec next, CancellationToken cancellationToken)
+    {
         await tunnel.ApplyAsync(next, cancellationToken);
         lock (_lock)
         {
             _spec = next;
         }
     }
-
-    /// <inheritdoc />
-    public ValueTask RetireAsync(KeyRotationStep step, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <summary>The spec with every reference to the rotated key pinned to its new version.</summary>
     internal static TunnelSpec Repoint(TunnelSpec spec, KeyRotationStep step)

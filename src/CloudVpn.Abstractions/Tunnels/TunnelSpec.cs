@@ -32,6 +32,13 @@ public sealed record DeviceSpec(
     public uint FirewallMark { get; init; }
 
     /// <summary>
+    /// A second private key the device also accepts during the overlap of a rotation of its key (null: none): peers
+    /// may handshake under either key while the device's own handshakes use <see cref="PrivateKey"/>. Drivers that
+    /// cannot answer under two keys (the kernel's WireGuard) ignore it and say so in their log.
+    /// </summary>
+    public KeyReference? AdditionalPrivateKey { get; init; }
+
+    /// <summary>
     /// Interface addresses with their host part (10.8.0.1/24). <see cref="Addresses"/> holds <see cref="IPNetwork"/>
     /// values, which drop host bits, so it can only carry /32 and /128 addresses exactly; use this list for the rest.
     /// Drivers apply the union of both lists.

@@ -25,7 +25,11 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore, IKeyHistoryPru
     /// <summary>The Secret type of key Secrets.</summary>
     public const string SecretType = "cloudvpn.io/key";
 
-    /// <summary>Label every key Secret carries: <c>app.kubernetes.io/managed-by=cloudvpn</c>.</summary>
+    /// <summary>
+    /// Label the Secrets this store creates carry: <c>app.kubernetes.io/managed-by=cloudvpn</c>. Ownership is decided
+    /// by <see cref="StoreLabelName"/> and <see cref="KeyIdAnnotation"/>: a key Secret made up front by an installer
+    /// (Helm sets its own managed-by) is this store's when it carries both.
+    /// </summary>
     public const string ManagedByLabel = "app.kubernetes.io/managed-by";
 
     /// <summary>Label naming the store a Secret belongs to.</summary>
@@ -70,7 +74,7 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore, IKeyHistoryPru
     }
 
     /// <summary>The label selector matching this store's Secrets.</summary>
-    public string LabelSelector => $"{ManagedByLabel}=cloudvpn,{StoreLabelName}={_storeLabel}";
+    public string LabelSelector => $"{StoreLabelName}={_storeLabel}";
 
     /// <summary>The Secret name that holds <paramref name="id"/>.</summary>
     public string SecretNameFor(string id) => SecretNames.ForKey(_options.NamePrefix, id);
@@ -519,13 +523,12 @@ public sealed partial class KubernetesSecretKeyStore : IKeyStore, IKeyHistoryPru
 
         var labels = secret.Metadata.Labels;
         if (labels is null
-            || !labels.TryGetValue(ManagedByLabel, out var managedBy) || managedBy != "cloudvpn"
             || !labels.TryGetValue(StoreLabelName, out var store) || store != _storeLabel
             || KeyIdOf(secret) != id)
         {
             ZeroData(secret);
             throw new KeyStoreException(
-                $"Secret {_options.Namespace}/{name} exists but does not belong to key '{id}' of store '{_storeLabel}' (labels {ManagedByLabel}=cloudvpn, {StoreLabelName}={_storeLabel}, annotation {KeyIdAnnotation}); it is left untouched. Rename it or choose another {nameof(_options.NamePrefix)}.");
+                $"Secret {_options.Namespace}/{name} exists but does not belong to key '{id}' of store '{_storeLabel}' (label {StoreLabelName}={_storeLabel}, annotation {KeyIdAnnotation}={id}); it is left untouched. Rename it or choose another {nameof(_options.NamePrefix)}.");
         }
 
         return secret;

@@ -312,6 +312,13 @@ public static partial class GatewayManifestBuilder
         else
         {
             sb.Append(CultureInfo.InvariantCulture, $"  secretName: {Quote(KeySecretName(s))}\n");
+            if (s.Keys.Source == GatewayKeySource.ExistingSecret)
+            {
+                sb.Append("  kubernetesStore:\n");
+                sb.Append("    namePrefix: \"\"\n");
+                sb.Append(CultureInfo.InvariantCulture, $"    storeLabel: {Quote(KeyStoreLabel(s))}\n");
+                sb.Append(CultureInfo.InvariantCulture, $"    keyId: {Quote(KeySecretName(s))}\n");
+            }
         }
 
         sb.Append(CultureInfo.InvariantCulture, $"  rotationOverlap: {Quote(s.Keys.RotationOverlap)}\n");
@@ -324,6 +331,17 @@ public static partial class GatewayManifestBuilder
         });
         sb.Append(CultureInfo.InvariantCulture, $"  destinations: {Json(destinations)}");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The <c>cloudvpn.io/key-store</c> label of the key Secret: the gateway's name. With it, the Kubernetes Secret key
+    /// store (<c>NamePrefix</c> "", <c>StoreLabel</c> this, key id <see cref="KeySecretName"/>) reads the Secret the
+    /// rotation job writes through the same store; two gateways in one namespace never see each other's keys.
+    /// </summary>
+    public static string KeyStoreLabel(GatewayDeploymentSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return settings.Name;
     }
 
     /// <summary>Name of the Secret holding the keys (existingSecret and externalSecret sources).</summary>
@@ -414,13 +432,20 @@ public static partial class GatewayManifestBuilder
             Data = new Dictionary<string, string> { ["gateway.yaml"] = ConfigFile(s) + "\n" },
         };
 
-        public V1Secret KeySecret() => new()
+        /// <summary>The empty key Secret in the key store's layout (see <see cref="KeyStoreLabel"/>).</summary>
+        public V1Secret KeySecret()
         {
-            ApiVersion = "v1",
-            Kind = "Secret",
-            Metadata = Meta(KeySecretName(s), "gateway"),
-            Type = "Opaque",
-        };
+            var metadata = Meta(KeySecretName(s), "gateway");
+            metadata.Labels[KeyStores.KubernetesSecretKeyStore.StoreLabelName] = KeyStoreLabel(s);
+            metadata.Annotations = new Dictionary<string, string> { [KeyStores.KubernetesSecretKeyStore.KeyIdAnnotation] = KeySecretName(s) };
+            return new V1Secret
+            {
+                ApiVersion = "v1",
+                Kind = "Secret",
+                Metadata = metadata,
+                Type = KeyStores.KubernetesSecretKeyStore.SecretType,
+            };
+        }
 
         public IEnumerable<IKubernetesObject<V1ObjectMeta>> Rbac()
         {

@@ -10,9 +10,10 @@ namespace CloudVpn.WireGuard.Hosting;
 /// <summary>A <see cref="TunnelSpec"/> with its keys read from the key store and every field parsed and checked.</summary>
 internal sealed class DesiredState : IDisposable
 {
-    private DesiredState(WireGuardSecretKey privateKey, DeviceSpec device, IReadOnlyList<DesiredPeer> peers)
+    private DesiredState(WireGuardSecretKey privateKey, WireGuardSecretKey? additionalPrivateKey, DeviceSpec device, IReadOnlyList<DesiredPeer> peers)
     {
         PrivateKey = privateKey;
+        AdditionalPrivateKey = additionalPrivateKey;
         Device = device;
         Peers = peers;
         Addresses = EffectiveAddresses(device);
@@ -23,13 +24,20 @@ internal sealed class DesiredState : IDisposable
 
     public WireGuardSecretKey PrivateKey { get; }
 
+    /// <summary>The key also accepted during a rotation's overlap; null when none (or when the driver did not ask for it).</summary>
+    public WireGuardSecretKey? AdditionalPrivateKey { get; }
+
     public DeviceSpec Device { get; }
 
     public IReadOnlyList<DesiredPeer> Peers { get; }
 
     /// <summary>Checks the spec (every problem listed at once), reads the keys and resolves endpoint host names.</summary>
     /// <exception cref="ArgumentException">The spec is invalid; the message names each field and its problem.</exception>
-    public static async ValueTask<DesiredState> ResolveAsync(TunnelSpec spec, IKeyStoreProvider keys, CancellationToken cancellationToken)
+    /// <param name="spec">The spec.</param>
+    /// <param name="keys">The key stores.</param>
+    /// <param name="cancellationToken">Cancels the key reads.</param>
+    /// <param name="withAdditionalKey">Read <see cref="DeviceSpec.AdditionalPrivateKey"/> too (drivers that can use it).</param>
+    public static async ValueTask<DesiredState> ResolveAsync(TunnelSpec spec, IKeyStoreProvider keys, CancellationToken cancellationToken, bool withAdditionalKey = false)
     {
         var errors = new List<string>();
         var device = spec.Device;
@@ -98,9 +106,15 @@ internal sealed class DesiredState : IDisposable
         }
 
         var privateKey = await ReadKeyAsync(keys, device.PrivateKey, "Device.PrivateKey", cancellationToken);
+        WireGuardSecretKey? additionalKey = null;
         var peers = new List<DesiredPeer>();
         try
         {
+            if (withAdditionalKey && device.AdditionalPrivateKey is { } additionalRef)
+            {
+                additionalKey = await ReadKeyAsync(keys, additionalRef, "Device.AdditionalPrivateKey", cancellationToken);
+            }
+
             foreach (var (index, peer, key, allowed, keepalive) in parsed)
             {
                 var psk = peer.PresharedKey is { } pskRef ? await ReadKeyAsync(keys, pskRef, $"Peers[{index}].PresharedKey", cancellationToken) : null;
@@ -124,6 +138,7 @@ internal sealed class DesiredState : IDisposable
         catch
         {
             privateKey.Dispose();
+            additionalKey?.Dispose();
             foreach (var p in peers)
             {
                 p.PresharedKey?.Dispose();
@@ -132,12 +147,13 @@ internal sealed class DesiredState : IDisposable
             throw;
         }
 
-        return new DesiredState(privateKey, device, peers);
+        return new DesiredState(privateKey, additionalKey, device, peers);
     }
 
     public void Dispose()
     {
         PrivateKey.Dispose();
+        AdditionalPrivateKey?.Dispose();
         foreach (var peer in Peers)
         {
             peer.PresharedKey?.Dispose();

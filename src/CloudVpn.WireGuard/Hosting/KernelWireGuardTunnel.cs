@@ -113,6 +113,12 @@ internal sealed partial class KernelWireGuardTunnel : ITunnel
     /// <summary>Brings link and device to <paramref name="state"/>; the caller serializes calls.</summary>
     internal TunnelApplyResult Apply(DesiredState state, bool initial)
     {
+        if (state.Device.AdditionalPrivateKey is { } additional)
+        {
+            // The kernel module holds one static key: a rotation of it switches peers and device at the switch phase.
+            LogAdditionalKeyIgnored(_logger, Name, additional.ToString());
+        }
+
         var linkChanged = ApplyLink(state.Device, state.Addresses);
 
         var config = new WireGuardInterfaceConfig
@@ -286,6 +292,9 @@ internal sealed partial class KernelWireGuardTunnel : ITunnel
             _routes.Add(network);
         }
     }
+
+    [LoggerMessage(EventId = 25, Level = LogLevel.Information, Message = "Tunnel {Name}: Device.AdditionalPrivateKey ({Key}) ignored: the kernel's WireGuard answers handshakes under one private key only; peers move at the rotation's switch")]
+    private static partial void LogAdditionalKeyIgnored(ILogger logger, string name, string key);
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Kernel WireGuard interface {Name} created (index {Index})")]
     private static partial void LogCreated(ILogger logger, string name, int index);

@@ -96,7 +96,7 @@ public sealed class UserspaceWireGuardDriver : ITunnelDriver
     {
         ArgumentNullException.ThrowIfNull(spec);
         var settings = UserspaceTunnelSettings.From(spec);
-        var desired = await DesiredState.ResolveAsync(spec, _keys, cancellationToken);
+        var desired = await DesiredState.ResolveAsync(spec, _keys, cancellationToken, withAdditionalKey: true);
         try
         {
             var options = new WireGuardDeviceOptions

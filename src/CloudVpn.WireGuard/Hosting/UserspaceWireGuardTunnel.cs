@@ -54,7 +54,7 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
             throw new ArgumentException("DriverSettings of wireguard-userspace cannot change on an open tunnel; close it and open a new one.", nameof(desired));
         }
 
-        using var state = await DesiredState.ResolveAsync(desired, _keys, cancellationToken);
+        using var state = await DesiredState.ResolveAsync(desired, _keys, cancellationToken, withAdditionalKey: true);
         await _gate.WaitAsync(cancellationToken);
         try
         {
@@ -74,10 +74,14 @@ internal sealed partial class UserspaceWireGuardTunnel : ITunnel
         var deviceChanged = false;
 
         using (var current = engine.PrivateKey)
+        using (var additional = engine.AdditionalPrivateKey)
         {
-            if (current is null || !current.Equals(state.PrivateKey))
+            var sameAdditional = additional is null ? state.AdditionalPrivateKey is null : additional.Equals(state.AdditionalPrivateKey);
+            if (current is null || !current.Equals(state.PrivateKey) || !sameAdditional)
             {
-                engine.PrivateKey = state.PrivateKey;
+                // both keys in one step: a rotation's switch (new key in force, old one still answered) never
+                // passes through a moment where either key is refused
+                engine.SetPrivateKeys(state.PrivateKey, state.AdditionalPrivateKey);
                 deviceChanged = true;
             }
         }

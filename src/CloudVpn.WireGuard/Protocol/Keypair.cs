@@ -19,9 +19,11 @@ internal sealed class Keypair
     private int _disposed;
     private bool _sendExhausted;
 
-    public Keypair(WireGuardPeer peer, ReadOnlySpan<byte> sendKey, ReadOnlySpan<byte> receiveKey, bool initiator, uint localIndex, uint remoteIndex, long createdTicks)
+    public Keypair(WireGuardPeer peer, ReadOnlySpan<byte> sendKey, ReadOnlySpan<byte> receiveKey, bool initiator, uint localIndex, uint remoteIndex, long createdTicks,
+        StaticIdentity? identity = null)
     {
         Peer = peer;
+        Identity = identity;
         _sendKey = Aead.ImportKey(Aead.ChaCha, sendKey);
         _receiveKey = Aead.ImportKey(Aead.ChaCha, receiveKey);
         IsInitiator = initiator;
@@ -31,6 +33,9 @@ internal sealed class Keypair
     }
 
     public WireGuardPeer Peer { get; }
+
+    /// <summary>The local static identity the session was derived under (a key change expires sessions of other identities).</summary>
+    public StaticIdentity? Identity { get; }
 
     public bool IsInitiator { get; }
 

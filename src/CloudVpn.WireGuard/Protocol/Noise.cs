@@ -127,18 +127,34 @@ internal sealed class NoiseHandshake
     public long LastSentInitiation { get; set; } = long.MinValue;
 
     /// <summary>
-    /// Binds the handshake to the interface's identity (null: none). The static-static secret is derived lazily, by
-    /// the first handshake that needs it: configuring 100 000 peers then costs no X25519 operation per peer, and a
-    /// private key change does not redo one per peer either.
+    /// DH(additional local static, remote static) for the engine's additional identity (the key it also answers under
+    /// during a key rotation's overlap), derived lazily like <see cref="StaticStatic"/>; all zero when there is none,
+    /// it is invalid or not yet derived. Created only when a rotation first needs it.
     /// </summary>
-    public void SetIdentity(StaticIdentity? identity)
+    private byte[]? _additionalStaticStatic;
+
+    private StaticIdentity? _additionalIdentity;
+    private bool _additionalStaticStaticComputed;
+
+    /// <summary>
+    /// Binds the handshake to the interface's identity and, during a key rotation, its additional identity (null: none).
+    /// The static-static secrets are derived lazily, by the first handshake that needs them: configuring 100 000 peers
+    /// then costs no X25519 operation per peer, and a private key change does not redo one per peer either.
+    /// </summary>
+    public void SetIdentity(StaticIdentity? identity, StaticIdentity? additional = null)
     {
         _identity = identity;
         _staticStaticComputed = false;
         CryptographicOperations.ZeroMemory(StaticStatic);
+        _additionalIdentity = additional;
+        _additionalStaticStaticComputed = false;
+        if (_additionalStaticStatic is not null)
+        {
+            CryptographicOperations.ZeroMemory(_additionalStaticStatic);
+        }
     }
 
-    /// <summary>The static-static secret, derived on first use; false when it is invalid (no identity, low-order key).</summary>
+    /// <summary>The static-static secret of the interface's identity, derived on first use; false when it is invalid (no identity, low-order key).</summary>
     private bool HasValidStaticStatic()
     {
         if (!_staticStaticComputed)
@@ -152,6 +168,33 @@ internal sealed class NoiseHandshake
         }
 
         return StaticStatic.ContainsAnyExcept((byte)0);
+    }
+
+    /// <summary>The static-static secret for <paramref name="identity"/> (derived on first use); empty when it is neither identity set or invalid.</summary>
+    private ReadOnlySpan<byte> StaticStaticFor(StaticIdentity identity)
+    {
+        if (ReferenceEquals(identity, _identity))
+        {
+            return HasValidStaticStatic() ? StaticStatic : [];
+        }
+
+        if (!ReferenceEquals(identity, _additionalIdentity))
+        {
+            return [];
+        }
+
+        if (!_additionalStaticStaticComputed)
+        {
+            _additionalStaticStatic ??= GC.AllocateArray<byte>(32, pinned: true);
+            if (!Curve25519.SharedSecret(_additionalStaticStatic, identity.PrivateKey, RemoteStaticState))
+            {
+                CryptographicOperations.ZeroMemory(_additionalStaticStatic);
+            }
+
+            _additionalStaticStaticComputed = true;
+        }
+
+        return _additionalStaticStatic!.AsSpan().ContainsAnyExcept((byte)0) ? _additionalStaticStatic : [];
     }
 
     public void Clear()
@@ -260,9 +303,11 @@ internal sealed class NoiseHandshake
     }
 
     /// <summary>Second half: decrypts the timestamp with this peer's cached static-static secret and applies the replay and flood checks.</summary>
-    public ConsumeResult FinishConsumeInitiation(ReadOnlySpan<byte> message, ref ConsumedInitiation begun, long nowTicks, long floodTicks)
+    /// <remarks><paramref name="identity"/> is the local identity the initiation was addressed to (its mac1 matched).</remarks>
+    public ConsumeResult FinishConsumeInitiation(ReadOnlySpan<byte> message, ref ConsumedInitiation begun, StaticIdentity identity, long nowTicks, long floodTicks)
     {
-        if (!HasValidStaticStatic())
+        var staticStatic = StaticStaticFor(identity);
+        if (staticStatic.IsEmpty)
         {
             return ConsumeResult.Failed;
         }
@@ -271,7 +316,7 @@ internal sealed class NoiseHandshake
         Span<byte> timestamp = stackalloc byte[Tai64N.Length];
         try
         {
-            Blake2s.Kdf(begun.ChainKey, StaticStatic, begun.ChainKey, key);
+            Blake2s.Kdf(begun.ChainKey, staticStatic, begun.ChainKey, key);
             var encryptedTimestamp = message.Slice(MessageFormat.InitiationTimestamp, MessageFormat.InitiationTimestampLength);
             if (!Aead.Open(key, 0, encryptedTimestamp, begun.Hash, timestamp))
             {

@@ -26,7 +26,7 @@ public sealed partial class WireGuardEngine : IDisposable
     private readonly AllowedIpsTable<WireGuardPeer> _allowedIps = new();
     private readonly HandshakeRateLimiter _rateLimiter = new();
     private readonly Lock _loadLock = new();
-    private StaticIdentity? _identity;
+    private Identities? _identities;
     private long _loadWindowStart;
     private int _loadWindowCount;
     private long _underLoadUntil;
@@ -58,13 +58,14 @@ public sealed partial class WireGuardEngine : IDisposable
     /// <summary>
     /// The interface's private key (the engine keeps its own copy; the getter returns a new copy the caller disposes).
     /// Setting it re-derives the public key, removes a peer whose key equals the new public key, recomputes the
-    /// per-peer static secrets and stops the current sessions so that new handshakes follow, as wg does.
+    /// per-peer static secrets and stops sending on sessions derived under another key so that new handshakes follow,
+    /// as wg does. The <see cref="AdditionalPrivateKey"/> is kept (unless it equals the new key).
     /// </summary>
     public WireGuardSecretKey? PrivateKey
     {
         get
         {
-            var identity = Volatile.Read(ref _identity);
+            var identity = Volatile.Read(ref _identities)?.Current;
             return identity is null ? null : new WireGuardSecretKey(identity.PrivateKey);
         }
 
@@ -72,38 +73,127 @@ public sealed partial class WireGuardEngine : IDisposable
         {
             lock (_configLock)
             {
-                var old = _identity;
-                if (old is not null && value is not null && CryptographicOperations.FixedTimeEquals(old.PrivateKey, value.Bytes))
+                using var additional = AdditionalPrivateKey;
+                SetPrivateKeys(value, additional);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A second private key the engine also answers handshakes under, for the overlap of a rotation of the interface's
+    /// key: an initiation (or cookie) addressed to either public key is answered under the key it was addressed to,
+    /// while the engine's own initiations always use <see cref="PrivateKey"/>. Null (the default) when there is none.
+    /// The getter returns a new copy the caller disposes. The kernel's WireGuard has no equivalent.
+    /// </summary>
+    public WireGuardSecretKey? AdditionalPrivateKey
+    {
+        get
+        {
+            var identity = Volatile.Read(ref _identities)?.Additional;
+            return identity is null ? null : new WireGuardSecretKey(identity.PrivateKey);
+        }
+
+        set
+        {
+            lock (_configLock)
+            {
+                using var current = PrivateKey;
+                SetPrivateKeys(current, value);
+            }
+        }
+    }
+
+    /// <summary>The public key of <see cref="AdditionalPrivateKey"/>; <c>default</c> when none is set.</summary>
+    public WireGuardPublicKey AdditionalPublicKey { get; private set; }
+
+    /// <summary>
+    /// Sets <see cref="PrivateKey"/> and <see cref="AdditionalPrivateKey"/> in one step, as a key rotation needs:
+    /// publish (<c>old, new</c>), switch (<c>new, old</c>), retire (<c>new, null</c>). A key that stays (in either
+    /// role) keeps its state (cookie secret, per-peer static secrets), and sessions derived under the new
+    /// <paramref name="privateKey"/> go on; sessions derived under any other key stop sending (the next packet
+    /// starts a handshake under <paramref name="privateKey"/>). An additional key equal to the private key is ignored.
+    /// </summary>
+    public void SetPrivateKeys(WireGuardSecretKey? privateKey, WireGuardSecretKey? additionalPrivateKey)
+    {
+        lock (_configLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var old = _identities;
+            var current = Reuse(privateKey, old);
+            var additional = current is null ? null : Reuse(additionalPrivateKey, old);
+            if (ReferenceEquals(additional, current) ||
+                (additional is not null && current is not null && CryptographicOperations.FixedTimeEquals(additional.PrivateKey, current.PrivateKey)))
+            {
+                if (!ReferenceEquals(additional, current) && !ReferenceEquals(additional, old?.Current) && !ReferenceEquals(additional, old?.Additional))
                 {
-                    return;
+                    additional?.Dispose();
                 }
 
-                var identity = value is null || value.IsZero ? null : new StaticIdentity(value.Bytes);
-                if (identity is not null)
-                {
-                    var own = new WireGuardPublicKey(identity.PublicKey);
-                    if (_peers.ContainsKey(own))
-                    {
-                        RemovePeerLocked(own);
-                    }
-                }
+                additional = null;
+            }
 
-                Volatile.Write(ref _identity, identity);
-                PublicKey = identity is null ? default : new WireGuardPublicKey(identity.PublicKey);
-                foreach (var peer in _peers.Values)
+            if (ReferenceEquals(current, old?.Current) && ReferenceEquals(additional, old?.Additional))
+            {
+                return;
+            }
+
+            foreach (var identity in (ReadOnlySpan<StaticIdentity?>)[current, additional])
+            {
+                if (identity is not null && _peers.ContainsKey(new WireGuardPublicKey(identity.PublicKey)))
                 {
-                    lock (peer.HandshakeLock)
+                    // as wg: a peer with the interface's own key cannot exist
+                    RemovePeerLocked(new WireGuardPublicKey(identity.PublicKey));
+                }
+            }
+
+            var identities = current is null && additional is null ? null : new Identities(current, additional);
+            Volatile.Write(ref _identities, identities);
+            PublicKey = current is null ? default : new WireGuardPublicKey(current.PublicKey);
+            AdditionalPublicKey = additional is null ? default : new WireGuardPublicKey(additional.PublicKey);
+            var currentChanged = !ReferenceEquals(current, old?.Current);
+            foreach (var peer in _peers.Values)
+            {
+                lock (peer.HandshakeLock)
+                {
+                    if (currentChanged)
                     {
+                        // our pending initiation was made under the previous key: start afresh (and at once)
                         ReleaseHandshakeIndex(peer);
                         peer.Handshake.Clear();
-                        peer.Handshake.SetIdentity(identity);
+                        peer.Handshake.LastSentInitiation = long.MinValue;
                     }
 
-                    peer.ExpireCurrentKeypairs();
+                    peer.Handshake.SetIdentity(current, additional);
                 }
 
-                old?.Dispose();
+                peer.ExpireKeypairsNotDerivedUnder(current);
             }
+
+            foreach (var identity in (ReadOnlySpan<StaticIdentity?>)[old?.Current, old?.Additional])
+            {
+                if (identity is not null && !ReferenceEquals(identity, current) && !ReferenceEquals(identity, additional))
+                {
+                    identity.Dispose();
+                }
+            }
+        }
+
+        static StaticIdentity? Reuse(WireGuardSecretKey? key, Identities? old)
+        {
+            if (key is null || key.IsZero)
+            {
+                return null;
+            }
+
+            foreach (var identity in (ReadOnlySpan<StaticIdentity?>)[old?.Current, old?.Additional])
+            {
+                if (identity is not null && CryptographicOperations.FixedTimeEquals(identity.PrivateKey, key.Bytes))
+                {
+                    return identity;
+                }
+            }
+
+            return new StaticIdentity(key.Bytes);
         }
     }
 
@@ -152,7 +242,8 @@ public sealed partial class WireGuardEngine : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_configLock)
         {
-            if (_identity is not null && config.PublicKey == PublicKey)
+            var identities = _identities;
+            if (identities is not null && (config.PublicKey == PublicKey || (identities.Additional is not null && config.PublicKey == AdditionalPublicKey)))
             {
                 // wg silently ignores a peer with the interface's own key.
                 return;
@@ -168,7 +259,7 @@ public sealed partial class WireGuardEngine : IDisposable
                 peer = new WireGuardPeer(this, config.PublicKey) { Sequence = ++_peerSequence };
                 lock (peer.HandshakeLock)
                 {
-                    peer.Handshake.SetIdentity(_identity);
+                    peer.Handshake.SetIdentity(identities?.Current, identities?.Additional);
                 }
 
                 _peers[config.PublicKey] = peer;
@@ -431,7 +522,7 @@ public sealed partial class WireGuardEngine : IDisposable
 
     private void SendHandshakeInitiation(WireGuardPeer peer, bool isRetry)
     {
-        var identity = Volatile.Read(ref _identity);
+        var identity = Volatile.Read(ref _identities)?.Current;
         if (identity is null || peer.IsRemoved)
         {
             return;
@@ -638,17 +729,31 @@ public sealed partial class WireGuardEngine : IDisposable
         return endpoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port) : endpoint;
     }
 
-    private bool PassesHandshakeGate(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, uint senderIndex, long now)
+    /// <summary>
+    /// The handshake gate: mac1 keyed by one of our public keys (the key in force first, then the additional one),
+    /// and under load a valid mac2 (else a cookie reply under the identity the message was addressed to) and the
+    /// per-source rate limit. Returns the identity the message was addressed to, or null when it is dropped.
+    /// </summary>
+    private StaticIdentity? PassesHandshakeGate(ReadOnlySpan<byte> message, IPEndPoint source, Identities identities, uint senderIndex, long now)
     {
-        if (!identity.Cookies.CheckMac1(message))
+        StaticIdentity identity;
+        if (identities.Current is { } current && current.Cookies.CheckMac1(message))
+        {
+            identity = current;
+        }
+        else if (identities.Additional is { } additional && additional.Cookies.CheckMac1(message))
+        {
+            identity = additional;
+        }
+        else
         {
             Counters.Drop(WireGuardDropReason.InvalidMac1);
-            return false;
+            return null;
         }
 
         if (!IsUnderLoad(now))
         {
-            return true;
+            return identity;
         }
 
         if (!identity.Cookies.CheckMac2(message, source, now))
@@ -658,16 +763,16 @@ public sealed partial class WireGuardEngine : IDisposable
             _transport.SendDatagram(reply, source);
             Counters.CookieReplySent();
             Counters.Drop(WireGuardDropReason.CookieRequired);
-            return false;
+            return null;
         }
 
         if (!_rateLimiter.Allow(source.Address, now))
         {
             Counters.Drop(WireGuardDropReason.RateLimited);
-            return false;
+            return null;
         }
 
-        return true;
+        return identity;
     }
 
     private bool IsUnderLoad(long now)
@@ -697,8 +802,8 @@ public sealed partial class WireGuardEngine : IDisposable
 
     private void HandleInitiation(ReadOnlySpan<byte> message, IPEndPoint source)
     {
-        var identity = Volatile.Read(ref _identity);
-        if (identity is null)
+        var identities = Volatile.Read(ref _identities);
+        if (identities?.Current is null)
         {
             Counters.Drop(WireGuardDropReason.NoPrivateKey);
             return;
@@ -706,7 +811,7 @@ public sealed partial class WireGuardEngine : IDisposable
 
         var now = NowTicks;
         var sender = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.InitiationSender..]);
-        if (!PassesHandshakeGate(message, source, identity, sender, now))
+        if (PassesHandshakeGate(message, source, identities, sender, now) is not { } identity)
         {
             return;
         }
@@ -744,7 +849,7 @@ public sealed partial class WireGuardEngine : IDisposable
 
                     // our own pending initiation (if any) is superseded by the peer's
                     var pendingIndex = peer.Handshake.State == HandshakeState.InitiationCreated ? peer.Handshake.LocalIndex : (uint?)null;
-                    switch (peer.Handshake.FinishConsumeInitiation(message, ref begun, now, WireGuardTimers.HandshakeInitiationRate.Ticks))
+                    switch (peer.Handshake.FinishConsumeInitiation(message, ref begun, identity, now, WireGuardTimers.HandshakeInitiationRate.Ticks))
                     {
                         case ConsumeResult.Failed:
                             Counters.Drop(WireGuardDropReason.HandshakeFailed);
@@ -770,7 +875,7 @@ public sealed partial class WireGuardEngine : IDisposable
 
                     var remoteIndex = peer.Handshake.RemoteIndex;
                     peer.Handshake.DeriveTransportKeys(initiator: false, keys[..32], keys[32..]);
-                    keypair = new Keypair(peer, keys[..32], keys[32..], initiator: false, index, remoteIndex, now);
+                    keypair = new Keypair(peer, keys[..32], keys[32..], initiator: false, index, remoteIndex, now, identity);
                     _indices[index] = keypair;
                     peer.Cookies.AddMacs(response, now);
                 }
@@ -784,6 +889,11 @@ public sealed partial class WireGuardEngine : IDisposable
             peer.SetEndpoint(source);
             peer.TimerAnyAuthenticatedPacketTraversal(now);
             peer.TimerAnyAuthenticatedPacketReceived();
+
+            // A peer that handshakes under another of our keys than its session was made under has moved to that key
+            // (a rotation's overlap) and no longer takes the old session: rather than lost on it, packets wait (staged)
+            // for the new session, which the peer confirms one round trip later.
+            peer.ExpireKeypairsNotDerivedUnder(identity);
             peer.BeginSession(keypair);
             Counters.HandshakeCompleted();
             LogSessionDerived(peer.PublicKey, "responder");
@@ -803,16 +913,17 @@ public sealed partial class WireGuardEngine : IDisposable
 
     private void HandleResponse(ReadOnlySpan<byte> message, IPEndPoint source)
     {
-        var identity = Volatile.Read(ref _identity);
-        if (identity is null)
+        var identities = Volatile.Read(ref _identities);
+        if (identities?.Current is not { } identity)
         {
             Counters.Drop(WireGuardDropReason.NoPrivateKey);
             return;
         }
 
+        // our initiations are made under the key in force, and so the response is consumed under it
         var now = NowTicks;
         var sender = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.ResponseSender..]);
-        if (!PassesHandshakeGate(message, source, identity, sender, now))
+        if (PassesHandshakeGate(message, source, identities, sender, now) is null)
         {
             return;
         }
@@ -838,7 +949,7 @@ public sealed partial class WireGuardEngine : IDisposable
 
                 var remoteIndex = peer.Handshake.RemoteIndex;
                 peer.Handshake.DeriveTransportKeys(initiator: true, keys[..32], keys[32..]);
-                keypair = new Keypair(peer, keys[..32], keys[32..], initiator: true, receiver, remoteIndex, now);
+                keypair = new Keypair(peer, keys[..32], keys[32..], initiator: true, receiver, remoteIndex, now, identity);
                 _indices[receiver] = keypair;
             }
         }
@@ -1041,8 +1152,9 @@ public sealed partial class WireGuardEngine : IDisposable
                 RemovePeerLocked(key);
             }
 
-            _identity?.Dispose();
-            _identity = null;
+            _identities?.Current?.Dispose();
+            _identities?.Additional?.Dispose();
+            _identities = null;
         }
 
         Interlocked.Exchange(ref _cryptoPool, null)?.Dispose();
@@ -1064,6 +1176,9 @@ public sealed partial class WireGuardEngine : IDisposable
             LogInternalError(exception);
         }
     }
+
+    /// <summary>The static keys in use, swapped as one reference: the key in force and the one also answered under.</summary>
+    private sealed record Identities(StaticIdentity? Current, StaticIdentity? Additional);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "WireGuard engine: unexpected error while handling a packet (dropped)")]
     private partial void LogInternalError(Exception exception);

@@ -241,13 +241,22 @@ internal sealed class WireGuardPeer : IDisposable
         _engine.DeleteKeypair(c);
     }
 
-    /// <summary>Stops sending with the current keypair (private key changed): the next packet starts a handshake.</summary>
-    public void ExpireCurrentKeypairs()
+    /// <summary>
+    /// Stops sending with the current and next keypairs unless they were derived under <paramref name="keep"/> (the
+    /// private key changed): the next packet starts a handshake under the key in force. Receiving goes on, so packets
+    /// in flight still arrive.
+    /// </summary>
+    public void ExpireKeypairsNotDerivedUnder(StaticIdentity? keep)
     {
         lock (_keypairLock)
         {
-            _current?.ExhaustSendCounter();
-            _next?.ExhaustSendCounter();
+            foreach (var keypair in (ReadOnlySpan<Keypair?>)[_current, _next])
+            {
+                if (keypair is not null && (keep is null || !ReferenceEquals(keypair.Identity, keep)))
+                {
+                    keypair.ExhaustSendCounter();
+                }
+            }
         }
     }
 

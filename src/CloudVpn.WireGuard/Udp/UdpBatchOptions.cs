@@ -39,13 +39,15 @@ public sealed record UdpBatchOptions
     public const int MinSocketBufferSize = 64 << 10, MaxSocketBufferSize = 64 << 20;
 
     /// <summary>
-    /// Kernel send and receive buffer of the socket, in bytes (default 256 KiB; forced past net.core.[rw]mem_max with
-    /// CAP_NET_ADMIN). These buffers are queues in front of the tunnel: with batching the device drains them fast, so a
-    /// small one keeps the round trip under load short (bench/throughput.sh: 256 KiB gave 1.3-2.0 ms under an
-    /// iperf3 stream and the same throughput where wireguard-go's 7 MiB gave 4-6 ms), while a larger one absorbs
-    /// longer stalls of the reader threads (a very loaded node) before the kernel drops.
+    /// Kernel send and receive buffer of the socket, in bytes (default 512 KiB; forced past net.core.[rw]mem_max with
+    /// CAP_NET_ADMIN). These buffers are queues in front of the tunnel: under a bulk TCP stream the receiver's one
+    /// stays full, so its size is the queueing delay every other packet sees. With batching the device drains them
+    /// fast, so a small one keeps the round trip under load short (ping beside an iperf3 stream, two of our devices:
+    /// 7 MiB 4.0-5.6 ms, 1 MiB 2.4-6.0 ms, 512 KiB 2.0-3.0 ms, 256 KiB 1.3-2.0 ms, the same 2.5-3.5 Gbit/s; wireguard-go
+    /// 3.0-3.8 ms), while a larger one absorbs longer stalls of the reader threads (a very loaded node) before the
+    /// kernel drops: 512 KiB holds about 130 ms of a 20 Mbit/s stream.
     /// </summary>
-    public int SocketBufferSize { get; init; } = 256 << 10;
+    public int SocketBufferSize { get; init; } = 512 << 10;
 
     /// <summary>The defaults: every feature on, 64 messages per call.</summary>
     public static UdpBatchOptions Default { get; } = new();

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Text;
+using CloudVpn.KeyRotation;
+using CloudVpn.KeyStores;
 using CloudVpn.Kubernetes.CustomResources;
+using CloudVpn.Kubernetes.KeyStores;
 using CloudVpn.Kubernetes.Manifests;
 using CloudVpn.Kubernetes.Tests.Chart;
 using CloudVpn.Policy;
@@ -60,11 +63,11 @@ public sealed class ChartOnApiServerTests
         Assert.Equal(["NET_ADMIN"], deployment.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add);
         Assert.Equal("0", deployment.Spec.Strategy.RollingUpdate.MaxUnavailable.Value);
 
-        // The rotation job writes the key into the chart's empty Secret; an upgrade must keep it.
+        // The rotation job writes the key into the chart's empty Secret (through the key store); an upgrade must keep it.
         var secret = await admin.CoreV1.ReadNamespacedSecretAsync("vpn-gateway-keys", ns, cancellationToken: Ct);
         Assert.True(secret.Data is null || secret.Data.Count == 0);
-        secret.Data = new Dictionary<string, byte[]> { ["private-key.v1"] = Encoding.ASCII.GetBytes("stand-in for a key version") };
-        await admin.CoreV1.ReplaceNamespacedSecretAsync(secret, "vpn-gateway-keys", ns, cancellationToken: Ct);
+        var keyStore = new KubernetesSecretKeyStore(admin, new KubernetesSecretKeyStoreOptions { Namespace = ns, NamePrefix = "", StoreLabel = "vpn-gateway" });
+        Assert.Equal(1, await keyStore.PutAsync("vpn-gateway-keys", Encoding.ASCII.GetBytes("stand-in for a key version"), expectedVersion: 0, Ct));
 
         helm.Ok($"upgrade vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} --set server.publicEndpoint={HelmChart.PublicEndpoint} " +
             "--set autoscaling.enabled=true --set autoscaling.maxReplicas=6 --set service.type=ClusterIP " +
@@ -76,7 +79,11 @@ public sealed class ChartOnApiServerTests
         Assert.Equal("ClusterIP", (await admin.CoreV1.ReadNamespacedServiceAsync("vpn-gateway", ns, cancellationToken: Ct)).Spec.Type);
         Assert.True(await ClusterObjects.ExistsAsync(admin, "networking.k8s.io/v1", "NetworkPolicy", ns, "vpn-gateway-client-0"));
         Assert.False(await ClusterObjects.ExistsAsync(admin, "batch/v1beta1", "CronJob", ns, "vpn-gateway-key-rotation"));
-        Assert.Equal("stand-in for a key version", Encoding.ASCII.GetString((await admin.CoreV1.ReadNamespacedSecretAsync("vpn-gateway-keys", ns, cancellationToken: Ct)).Data["private-key.v1"]));
+        using (var kept = await keyStore.GetAsync("vpn-gateway-keys", cancellationToken: Ct))
+        {
+            Assert.Equal("stand-in for a key version", Encoding.ASCII.GetString(kept!.Value));
+        }
+
         Assert.Contains("deployed", helm.Ok($"status vpn-gateway --namespace {ns}"), StringComparison.Ordinal);
 
         helm.Ok($"uninstall vpn-gateway --namespace {ns}");
@@ -125,11 +132,62 @@ public sealed class ChartOnApiServerTests
         await AssertForbiddenAsync(() => gateway.CoreV1.ReadNamespacedConfigMapAsync("vpn-gateway", ns, cancellationToken: Ct));
 
         var rotated = await EventuallyAsync(() => rotation.CoreV1.ReadNamespacedSecretAsync("vpn-gateway-keys", ns, cancellationToken: Ct));
-        rotated.Data = new Dictionary<string, byte[]> { ["private-key.v2"] = [1, 2, 3] };
+        rotated.Data = new Dictionary<string, byte[]> { ["v2"] = [1, 2, 3] };
         await rotation.CoreV1.ReplaceNamespacedSecretAsync(rotated, "vpn-gateway-keys", ns, cancellationToken: Ct);
         await AssertForbiddenAsync(() => rotation.CoreV1.ReadNamespacedSecretAsync("someone-elses", ns, cancellationToken: Ct));
         await AssertForbiddenAsync(() => rotation.CoreV1.DeleteNamespacedSecretAsync("vpn-gateway-keys", ns, cancellationToken: Ct));
         await AssertForbiddenAsync(() => rotation.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "new" } }, ns, cancellationToken: Ct));
+        helm.Ok($"uninstall vpn-gateway --namespace {ns}");
+    }
+
+    [Fact]
+    public async Task The_key_store_reads_the_chart_secret_that_the_rotation_job_writes_under_the_charts_roles()
+    {
+        var (server, helm) = await StartAsync();
+        using var _ = helm;
+        using var admin = server.AdminClient();
+        var ns = await server.CreateNamespaceAsync("keys");
+        helm.Ok($"install vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} --set server.publicEndpoint={HelmChart.PublicEndpoint}");
+
+        // The store as the gateway is told to open it: the settings come from the chart's own config file.
+        var config = (await admin.CoreV1.ReadNamespacedConfigMapAsync("vpn-gateway", ns, cancellationToken: Ct)).Data["gateway.yaml"];
+        var (namePrefix, storeLabel, keyId) = KubernetesStoreSettings(config);
+        var options = new KubernetesSecretKeyStoreOptions { Namespace = ns, NamePrefix = namePrefix, StoreLabel = storeLabel };
+        await BindAsync(admin, ns, "vpn-gateway", "carol");
+        await BindAsync(admin, ns, "vpn-gateway-rotation", "dave");
+        using var gatewayClient = server.UserClient("carol");
+        using var rotationClient = server.UserClient("dave");
+        var gatewayStore = new KubernetesSecretKeyStore(gatewayClient, options);
+        var rotationStore = new KubernetesSecretKeyStore(rotationClient, options);
+        Assert.Equal("vpn-gateway-keys", gatewayStore.SecretNameFor(keyId));
+
+        // Before the first rotation the store takes the chart's empty Secret as its key without a version (a Secret
+        // in another layout would be refused as not its own).
+        Assert.Null(await EventuallyPermittedAsync(() => gatewayStore.GetAsync(keyId, cancellationToken: Ct).AsTask()));
+
+        // The rotation job (the one-shot loop, under the rotation Role: get and update of that Secret) writes
+        // version 1, then rotates to version 2, into the chart's Secret; the gateway's store reads both.
+        await EventuallyPermittedAsync(() => rotationStore.ListVersionsAsync(keyId, Ct).AsTask());
+        var rotation = new KeyRotationOptions { Interval = TimeSpan.FromHours(1), Overlap = TimeSpan.FromMilliseconds(10), CheckInterval = TimeSpan.FromSeconds(1) };
+        rotation.Keys.Add(new RotatedKey(keyId, RotatedKeyKind.PrivateKey));
+        using (var job = new KeyRotationLoop(_ => rotationStore, [], rotation))
+        {
+            await job.RunOnceAsync(force: false, Ct); // the key does not exist yet: created once
+            Assert.Equal(1, await job.RunOnceAsync(force: true, Ct));
+        }
+
+        using var latest = await gatewayStore.GetAsync(keyId, cancellationToken: Ct);
+        Assert.Equal(2, latest!.Version);
+        Assert.Equal(32, latest.Value.Length);
+        Assert.Equal([1L, 2L], (await gatewayStore.ListVersionsAsync(keyId, Ct)).Select(v => v.Version));
+        var stored = await admin.CoreV1.ReadNamespacedSecretAsync("vpn-gateway-keys", ns, cancellationToken: Ct);
+        Assert.Equal(["v1", "v2"], stored.Data.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(KubernetesSecretKeyStore.SecretType, stored.Type);
+
+        // An upgrade keeps the versions, and the store still reads them.
+        helm.Ok($"upgrade vpn-gateway {HelmChart.ChartDirectory} --namespace {ns} --set server.publicEndpoint={HelmChart.PublicEndpoint} --set replicaCount=3");
+        using var afterUpgrade = await gatewayStore.GetAsync(keyId, cancellationToken: Ct);
+        Assert.Equal(latest.Value.ToArray(), afterUpgrade!.Value.ToArray());
         helm.Ok($"uninstall vpn-gateway --namespace {ns}");
     }
 
@@ -416,6 +474,33 @@ public sealed class ChartOnApiServerTests
             RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = role },
             Subjects = [new Rbacv1Subject { Kind = "User", Name = user, ApiGroup = "rbac.authorization.k8s.io" }],
         }, ns, cancellationToken: Ct);
+
+    /// <summary>keys.kubernetesStore of the gateway's config file: namePrefix, storeLabel, keyId.</summary>
+    private static (string NamePrefix, string StoreLabel, string KeyId) KubernetesStoreSettings(string configYaml)
+    {
+        var yaml = new YamlDotNet.RepresentationModel.YamlStream();
+        yaml.Load(new StringReader(configYaml));
+        var root = (YamlDotNet.RepresentationModel.YamlMappingNode)yaml.Documents[0].RootNode;
+        var store = (YamlDotNet.RepresentationModel.YamlMappingNode)((YamlDotNet.RepresentationModel.YamlMappingNode)root["keys"])["kubernetesStore"];
+        string Value(string key) => ((YamlDotNet.RepresentationModel.YamlScalarNode)store[key]).Value ?? string.Empty;
+        return (Value("namePrefix"), Value("storeLabel"), Value("keyId"));
+    }
+
+    // RBAC changes reach the authorizer through an informer: retry a refused store call briefly.
+    private static async Task<T> EventuallyPermittedAsync<T>(Func<Task<T>> call)
+    {
+        for (var i = 0; ; i++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (KeyStoreException e) when (e.Message.Contains("403", StringComparison.Ordinal) && i < 50)
+            {
+                await Task.Delay(100, Ct);
+            }
+        }
+    }
 
     // RBAC changes reach the authorizer through an informer: retry a forbidden answer briefly.
     private static async Task<T> EventuallyAsync<T>(Func<Task<T>> call)

@@ -170,6 +170,62 @@ internal sealed class WireGuardProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// Gives the daemon's UDP sockets <paramref name="bytes"/> of receive and send buffer (SO_RCVBUFFORCE and
+    /// SO_SNDBUFFORCE on the sockets themselves, reached with pidfd_getfd), as wireguard-go does itself since
+    /// v0.0.20230223 (7 MiB). Debian's v0.0.20220316 keeps the 208 KiB default, which a machine busy on other work
+    /// overflows while the daemon waits for a core (seen as UdpRcvbufErrors in its namespace, and lost pings). Call it
+    /// after the listen port is set (a new port means new sockets). Returns how many UDP sockets were changed.
+    /// </summary>
+    public int EnlargeUdpSocketBuffers(int bytes = 7 << 20)
+    {
+        var pid = _process.Id;
+        var pidfd = (int)Native.Syscall(Native.PidfdOpen, pid, 0, 0);
+        if (pidfd < 0)
+        {
+            throw new InvalidOperationException($"pidfd_open({pid}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        }
+
+        var changed = 0;
+        try
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                var target = new FileInfo(entry).LinkTarget ?? string.Empty;
+                if (!target.StartsWith("socket:", StringComparison.Ordinal) || !int.TryParse(Path.GetFileName(entry), out var fd))
+                {
+                    continue;
+                }
+
+                var local = (int)Native.Syscall(Native.PidfdGetfd, pidfd, fd, 0);
+                if (local < 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    if (Native.GetInt(local, Native.SoDomain) is Native.AfInet or Native.AfInet6 && Native.GetInt(local, Native.SoType) == Native.SockDgram)
+                    {
+                        Native.SetInt(local, Native.SoRcvBufForce, bytes);
+                        Native.SetInt(local, Native.SoSndBufForce, bytes);
+                        changed++;
+                    }
+                }
+                finally
+                {
+                    _ = Native.Close(local);
+                }
+            }
+        }
+        finally
+        {
+            _ = Native.Close(pidfd);
+        }
+
+        return changed;
+    }
+
     /// <summary>Runs <c>wg ARGS</c> inside the namespace (the socket is found by interface name).</summary>
     public string Wg(string arguments) => NetnsPair.Exec(Netns, $"wg {arguments}").Stdout;
 
@@ -224,6 +280,47 @@ internal sealed class WireGuardProcess : IDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+        }
+    }
+}
+
+/// <summary>The few system calls <see cref="WireGuardProcess.EnlargeUdpSocketBuffers"/> needs.</summary>
+internal static partial class Native
+{
+    public const long PidfdOpen = 434;
+    public const long PidfdGetfd = 438;
+    public const int SoType = 3;
+    public const int SoSndBufForce = 32;
+    public const int SoRcvBufForce = 33;
+    public const int SoDomain = 39;
+    public const int AfInet = 2;
+    public const int AfInet6 = 10;
+    public const int SockDgram = 2;
+    private const int SolSocket = 1;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    public static partial long Syscall(long number, long a, long b, long c);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static unsafe partial int GetSockOpt(int fd, int level, int name, int* value, int* length);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    private static unsafe partial int SetSockOpt(int fd, int level, int name, int* value, int length);
+
+    public static unsafe int GetInt(int fd, int name)
+    {
+        int value = 0, length = sizeof(int);
+        return GetSockOpt(fd, SolSocket, name, &value, &length) == 0 ? value : -1;
+    }
+
+    public static unsafe void SetInt(int fd, int name, int value)
+    {
+        if (SetSockOpt(fd, SolSocket, name, &value, sizeof(int)) != 0)
+        {
+            throw new InvalidOperationException($"setsockopt({name}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
         }
     }
 }

@@ -15,8 +15,9 @@ namespace CloudVpn.WireGuard.Tests.Rotation;
 
 /// <summary>
 /// A gateway's private key rotated by the rotation loop over a real tunnel: our userspace WireGuard is the gateway,
-/// wireguard-go the peer. Publish gives the peer the gateway's new public key (no allowed IPs yet), switch moves the
-/// allowed IPs to it and the gateway to its new key (one new handshake), retire removes the old key from the peer.
+/// wireguard-go the peer. Publish makes the gateway answer under its new key too, then the peer swaps the gateway's
+/// public key (its next handshake goes to the new key and is answered at once); switch makes the gateway initiate
+/// under the new key (the session made under it goes on); retire drops the old key.
 /// </summary>
 [Trait("Category", "Integration")]
 [Collection(RotationOverTunnelCollection.Name)]
@@ -54,6 +55,9 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
         var peerKeyFile = Path.Combine(_keyDir, "peer.key");
         await File.WriteAllTextAsync(peerKeyFile, peerKey.ToBase64(), ct);
         wgGo.Wg($"set {wgGo.Name} private-key {peerKeyFile} listen-port 51820");
+        // the peer gets the socket buffers current wireguard-go sets itself (and our device has): with Debian's 208 KiB a
+        // burst of the stream overflows it whenever the daemon waits for a core on a busy machine
+        Assert.True(wgGo.EnlargeUdpSocketBuffers() >= 1);
         wgGo.Wg($"set {wgGo.Name} peer {await PublicKeyAsync(store, 1, ct)} allowed-ips 10.63.0.1/32");
         wgGo.Ip($"addr add 10.63.0.2/24 dev {wgGo.Name}");
         wgGo.Ip($"link set {wgGo.Name} up");
@@ -69,7 +73,9 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
         var gateway = new TunnelKeyRotationParticipant(tunnel, spec);
         var options = new KeyRotationOptions { Interval = TimeSpan.FromHours(1), Overlap = TimeSpan.FromSeconds(1), CheckInterval = TimeSpan.FromSeconds(1) };
         options.Keys.Add(new RotatedKey("gw", RotatedKeyKind.PrivateKey));
-        using var loop = new KeyRotationLoop(_ => store, [peerSide, gateway], options);
+
+        // the gateway first: it accepts the new key before any peer uses it
+        using var loop = new KeyRotationLoop(_ => store, [gateway, peerSide], options);
         Assert.Equal(0, NetnsPair.Exec(net.Left, "ping -c 2 -i 0.2 -W 3 10.63.0.2", check: false).ExitCode);
 
         var server = Task.Run(() => NetnsPair.Exec(net.Right, "iperf3 -s -1 -p 5212", check: false, timeoutMs: 60_000), ct);
@@ -90,13 +96,19 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
         Assert.True(replies.Count > 600, pingOut + pingErr);
         var gap = replies.Zip(replies.Skip(1), (a, b) => b.At - a.At).Max();
         var lost = 700 - replies.Count;
-        var summary = $"gateway key rotation: {lost} of 700 pings lost, longest gap between replies {gap * 1000:F0} ms";
+        var worst = replies.Zip(replies.Skip(1)).MaxBy(p => p.Second.At - p.First.At);
+        var swap = peerSide.SwappedAt;
+        var missing = Enumerable.Range(1, 700).Except(replies.Select(r => r.Seq)).ToList();
+        var atSwap = replies.Zip(replies.Skip(1)).Where(p => p.Second.At >= swap && p.First.At <= swap + 1.0).Select(p => p.Second.At - p.First.At).DefaultIfEmpty(0).Max();
+        // a lost ping's time: its neighbours' replies, relative to the peer's swap
+        var lostAt = missing.Select(seq => replies.Where(r => r.Seq < seq).Select(r => r.At).DefaultIfEmpty(double.NaN).Max() - swap);
+        var summary = $"gateway key rotation: {lost} of 700 pings lost (icmp_seq {string.Join(",", missing)}; "
+            + $"{string.Join(",", lostAt.Select(t => $"{t * 1000:F0}"))} ms from the swap), longest gap between replies {gap * 1000:F0} ms, "
+            + $"{atSwap * 1000:F0} ms at the swap "
+            + $"(after icmp_seq {worst.First.Seq}, {(worst.First.At - swap) * 1000:F0} ms from the peer's swap); "
+            + LossReport.Collect(net.Left, spec.Device.Name, net.Right, wgGo.Name, await tunnel.GetStatusAsync(ct));
         TestContext.Current.TestOutputHelper?.WriteLine(summary);
-        // Target: under 1 s. Both ends switch within a few milliseconds of each other; measured gaps were 0.19 to
-        // 0.43 s in most runs on a loaded 2-core machine and ~1.3 s in some, where ping's sender itself stalled right
-        // after the device changed its key (no probe sent, none lost). The bound below catches a broken rotation (a
-        // peer left on the old key waits 5 s per handshake retry) without failing on that stall; see docs/keys.md.
-        Assert.True(gap < 2.0, summary);
+        Assert.True(gap < 1.0, summary);
 
         // The TCP stream ran to the end without an error (no reset).
         Assert.True(streamExit == 0, streamOut + streamErr);
@@ -106,6 +118,7 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
 
         // The gateway runs on version 2; the peer knows only the new public key; traffic flows.
         Assert.Equal(2, gateway.CurrentSpec.Device.PrivateKey.Version);
+        Assert.Null(gateway.CurrentSpec.Device.AdditionalPrivateKey); // retired: the old key is no longer answered
         var status = await tunnel.GetStatusAsync(ct);
         Assert.Equal(await PublicKeyAsync(store, 2, ct), status.PublicKey);
         var peers = wgGo.Wg($"show {wgGo.Name} peers");
@@ -127,22 +140,28 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
         return key.GetPublicKey().ToBase64();
     }
 
-    /// <summary>The wireguard-go peer as a participant: learns the gateway's new public key, switches to it, forgets the old one.</summary>
+    /// <summary>
+    /// The wireguard-go peer as a participant (what a peer's agent does): when it learns the gateway's new public key it
+    /// swaps the peer entry in one UAPI request, straight to wireguard-go's socket (no `wg` process start-up on a
+    /// loaded machine): the old entry goes, the new one takes the endpoint, the allowed IPs and a persistent keepalive,
+    /// which (in wireguard-go as in the kernel) sends a keepalive at once and so starts the handshake under the new key.
+    /// Switch and retire are the gateway's business.
+    /// </summary>
     private sealed class WireGuardGoClient(WireGuardProcess wgGo, IKeyStore store, string gatewayEndpoint) : IKeyRotationParticipant
     {
-        public async ValueTask PublishAsync(KeyRotationStep step, CancellationToken cancellationToken) =>
-            wgGo.Wg($"set {wgGo.Name} peer {await PublicKeyAsync(store, step.NewVersion, cancellationToken)} endpoint {gatewayEndpoint}");
+        /// <summary>Unix time (seconds) of the swap.</summary>
+        public double SwappedAt { get; private set; }
 
-        // The switch goes straight to wireguard-go's UAPI socket (as a peer's agent would), not through a `wg` process,
-        // so that the moment both ends change is not stretched by process start-up on a loaded machine.
-        public async ValueTask SwitchAsync(KeyRotationStep step, CancellationToken cancellationToken)
+        public async ValueTask PublishAsync(KeyRotationStep step, CancellationToken cancellationToken)
         {
-            using var secret = await store.GetAsync("gw", step.NewVersion, cancellationToken) ?? throw new KeyStoreException("missing");
-            using var key = new WireGuardSecretKey(secret.Value);
-            var hex = Convert.ToHexStringLower(key.GetPublicKey().Bytes);
+            var oldKey = Convert.ToHexStringLower(Convert.FromBase64String(await PublicKeyAsync(store, step.PreviousVersion, cancellationToken)));
+            var newKey = Convert.ToHexStringLower(Convert.FromBase64String(await PublicKeyAsync(store, step.NewVersion, cancellationToken)));
             using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
             await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(wgGo.SocketPath), cancellationToken);
-            await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes($"set=1\npublic_key={hex}\nreplace_allowed_ips=true\nallowed_ip=10.63.0.1/32\n\n"), cancellationToken);
+            SwappedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+            await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(
+                $"set=1\npublic_key={oldKey}\nremove=true\npublic_key={newKey}\nendpoint={gatewayEndpoint}\npersistent_keepalive_interval=25\n"
+                + "replace_allowed_ips=true\nallowed_ip=10.63.0.1/32\n\n"), cancellationToken);
             var buffer = new byte[256];
             var answer = new System.Text.StringBuilder();
             while (!answer.ToString().EndsWith("\n\n", StringComparison.Ordinal))
@@ -159,7 +178,8 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
             Assert.Equal("errno=0\n\n", answer.ToString());
         }
 
-        public async ValueTask RetireAsync(KeyRotationStep step, CancellationToken cancellationToken) =>
-            wgGo.Wg($"set {wgGo.Name} peer {await PublicKeyAsync(store, step.PreviousVersion, cancellationToken)} remove");
+        public ValueTask SwitchAsync(KeyRotationStep step, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask RetireAsync(KeyRotationStep step, CancellationToken cancellationToken) => ValueTask.CompletedTask;
     }
 }

@@ -56,6 +56,9 @@ public sealed partial class PresharedKeyRotationTests : IAsyncDisposable
         await File.WriteAllTextAsync(theirKeyFile, theirKey.ToBase64(), ct);
         var peerSide = new WireGuardGoPeer(wgGo, store, ourKey.GetPublicKey().ToBase64(), _keyDir);
         wgGo.Wg($"set {wgGo.Name} private-key {theirKeyFile} listen-port 51820");
+        // the peer gets the socket buffers current wireguard-go sets itself (and our device has): with Debian's 208 KiB a
+        // burst of the stream overflows it whenever the daemon waits for a core on a busy machine
+        Assert.True(wgGo.EnlargeUdpSocketBuffers() >= 1);
         await peerSide.SetPresharedKeyAsync(1, ct);
         wgGo.Wg($"set {wgGo.Name} peer {ourKey.GetPublicKey()} allowed-ips 10.62.0.1/32");
         wgGo.Ip($"addr add 10.62.0.2/24 dev {wgGo.Name}");
@@ -107,12 +110,13 @@ public sealed partial class PresharedKeyRotationTests : IAsyncDisposable
             var after = replies.Where(r => r.Key > seq).Select(r => r.Value).DefaultIfEmpty(double.MaxValue).Min();
             return peerSide.Switches.Any(t => t >= before - 0.1 && t <= after + 0.1);
         }).ToList();
-        var report0 = $"lost {sent - received} of {sent} pings (icmp_seq {string.Join(",", missing)}), {nearSwitch.Count} within 100 ms of a switch";
+        var drops = LossReport.Collect(net.Left, spec.Device.Name, net.Right, wgGo.Name, await tunnel.GetStatusAsync(ct));
+        var report0 = $"lost {sent - received} of {sent} pings (icmp_seq {string.Join(",", missing)}), {nearSwitch.Count} within 100 ms of a switch; {drops}";
         TestContext.Current.TestOutputHelper?.WriteLine(report0);
         Assert.True(nearSwitch.Count == 0, report0);
-        // Away from the switches a loaded machine drops the odd burst (seen: 9 pings before any rotation); only a
-        // tunnel that stopped carrying traffic would lose more than 5 %.
-        Assert.True(sent - received <= sent / 20, $"loss too high: {report0}");
+        // And none at all: the bursts once lost away from the switches were wireguard-go's UDP receive buffer
+        // overflowing (UdpRcvbufErrors in its namespace) while it waited for a core; the report names any drop.
+        Assert.True(sent == received, report0);
 
         // The TCP stream ran to the end without an error (no reset).
         Assert.True(streamExit == 0, streamOut + streamErr);

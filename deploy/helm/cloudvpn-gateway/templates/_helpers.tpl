@@ -39,6 +39,21 @@ app.kubernetes.io/component: key-rotation
 {{- end -}}
 {{- end -}}
 
+{{/* The key Secret in the layout of the Kubernetes Secret key store (CloudVpn.Kubernetes KubernetesSecretKeyStore),
+     so the store reads what the rotation job writes: one Secret per key id named {namePrefix}{key id} (the chart:
+     no prefix, the Secret's name is the key id), label cloudvpn.io/key-store=<store label> (the chart: the
+     fullname) and annotation cloudvpn.io/key-id=<key id> (what makes the Secret the store's own), type
+     cloudvpn.io/key, data keys v1, v2, ... (one per version). */}}
+{{- define "cloudvpn-gateway.keyStoreLabel" -}}
+{{ include "cloudvpn-gateway.fullname" . }}
+{{- end -}}
+
+{{- define "cloudvpn-gateway.keySecretLabels" -}}
+{{ include "cloudvpn-gateway.labels" . }}
+app.kubernetes.io/component: gateway
+cloudvpn.io/key-store: {{ include "cloudvpn-gateway.keyStoreLabel" . }}
+{{- end -}}
+
 {{/* API versions: the current one where the cluster serves the kind (a live cluster lists group/version/Kind;
      `helm template` lists group/versions only, so the Kubernetes version decides there), else what 1.20 serves. */}}
 {{- define "cloudvpn-gateway.hpaApiVersion" -}}
@@ -121,6 +136,12 @@ keys:
     authMountPath: {{ .Values.keys.vault.authMountPath | quote }}
   {{- else }}
   secretName: {{ include "cloudvpn-gateway.keySecretName" . | quote }}
+  {{- if eq .Values.keys.source "existingSecret" }}
+  kubernetesStore:
+    namePrefix: ""
+    storeLabel: {{ include "cloudvpn-gateway.keyStoreLabel" . | quote }}
+    keyId: {{ include "cloudvpn-gateway.keySecretName" . | quote }}
+  {{- end }}
   {{- end }}
   rotationOverlap: {{ .Values.keys.rotation.overlap | quote }}
 accessPolicy:
