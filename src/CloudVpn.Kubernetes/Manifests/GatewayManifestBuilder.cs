@@ -262,13 +262,10 @@ public static partial class GatewayManifestBuilder
         else
         {
             sb.Append(CultureInfo.InvariantCulture, $"  secretName: {Quote(KeySecretName(s))}\n");
-            if (s.Keys.Source == GatewayKeySource.ExistingSecret)
-            {
-                sb.Append("  kubernetesStore:\n");
-                sb.Append("    namePrefix: \"\"\n");
-                sb.Append(CultureInfo.InvariantCulture, $"    storeLabel: {Quote(KeyStoreLabel(s))}\n");
-                sb.Append(CultureInfo.InvariantCulture, $"    keyId: {Quote(KeySecretName(s))}\n");
-            }
+            sb.Append("  kubernetesStore:\n");
+            sb.Append("    namePrefix: \"\"\n");
+            sb.Append(CultureInfo.InvariantCulture, $"    storeLabel: {Quote(KeyStoreLabel(s))}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"    keyId: {Quote(KeySecretName(s))}\n");
         }
 
         sb.Append(CultureInfo.InvariantCulture, $"  rotationOverlap: {Quote(s.Keys.RotationOverlap)}\n");

@@ -55,9 +55,14 @@ internal static class CustomResourceModels
 
     internal sealed record StoreRef(string Name, string Kind);
 
-    internal sealed record Target(string Name, string? CreationPolicy = null);
+    internal sealed record Target(string Name, string? CreationPolicy = null, TargetTemplate? Template = null);
+
+    /// <summary>ESO's target template (type and metadata of the Secret it writes; no data: the fetched data as is).</summary>
+    internal sealed record TargetTemplate(string? Type = null, TemplateMeta? Metadata = null);
+
+    internal sealed record TemplateMeta(Dictionary<string, string>? Labels = null, Dictionary<string, string>? Annotations = null);
 
     internal sealed record DataFrom(Extract Extract);
 
-    internal sealed record Extract(string Key);
+    internal sealed record Extract(string Key, string? DecodingStrategy = null);
 }
