@@ -97,6 +97,36 @@ public sealed class ExternalSecretTarget
     /// <summary>Retain, Delete or Merge when the remote key is gone.</summary>
     [JsonPropertyName("deletionPolicy")]
     public string? DeletionPolicy { get; set; }
+
+    /// <summary>Type and metadata of the Secret written (the fetched data as it is); null: an Opaque Secret.</summary>
+    [JsonPropertyName("template")]
+    public ExternalSecretTargetTemplate? Template { get; set; }
+}
+
+/// <summary>The shape of the Secret an ExternalSecret writes (ESO's target template; no data templating here).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ExternalSecretTargetTemplate
+{
+    /// <summary>The Secret's type (for CloudVpn's key store: cloudvpn.io/key).</summary>
+    [JsonPropertyName("type")]
+    public string? Type { get; set; }
+
+    /// <summary>Labels and annotations of the Secret.</summary>
+    [JsonPropertyName("metadata")]
+    public ExternalSecretTemplateMetadata? Metadata { get; set; }
+}
+
+/// <summary>Labels and annotations an ExternalSecret puts on the Secret it writes.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ExternalSecretTemplateMetadata
+{
+    /// <summary>Labels.</summary>
+    [JsonPropertyName("labels")]
+    public IDictionary<string, string>? Labels { get; set; }
+
+    /// <summary>Annotations.</summary>
+    [JsonPropertyName("annotations")]
+    public IDictionary<string, string>? Annotations { get; set; }
 }
 
 /// <summary>One Secret key taken from a remote key.</summary>
@@ -136,4 +166,8 @@ public sealed class ExternalSecretDataRemoteRef
     /// <summary>Version of the key; null: the current one.</summary>
     [JsonPropertyName("version")]
     public string? Version { get; set; }
+
+    /// <summary>How the operator decodes the fetched values (None, Base64, Base64URL, Auto); null: None.</summary>
+    [JsonPropertyName("decodingStrategy")]
+    public string? DecodingStrategy { get; set; }
 }

@@ -312,13 +312,10 @@ public static partial class GatewayManifestBuilder
         else
         {
             sb.Append(CultureInfo.InvariantCulture, $"  secretName: {Quote(KeySecretName(s))}\n");
-            if (s.Keys.Source == GatewayKeySource.ExistingSecret)
-            {
-                sb.Append("  kubernetesStore:\n");
-                sb.Append("    namePrefix: \"\"\n");
-                sb.Append(CultureInfo.InvariantCulture, $"    storeLabel: {Quote(KeyStoreLabel(s))}\n");
-                sb.Append(CultureInfo.InvariantCulture, $"    keyId: {Quote(KeySecretName(s))}\n");
-            }
+            sb.Append("  kubernetesStore:\n");
+            sb.Append("    namePrefix: \"\"\n");
+            sb.Append(CultureInfo.InvariantCulture, $"    storeLabel: {Quote(KeyStoreLabel(s))}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"    keyId: {Quote(KeySecretName(s))}\n");
         }
 
         sb.Append(CultureInfo.InvariantCulture, $"  rotationOverlap: {Quote(s.Keys.RotationOverlap)}\n");
@@ -762,8 +759,23 @@ public static partial class GatewayManifestBuilder
             {
                 RefreshInterval = s.Keys.ExternalSecretRefreshInterval,
                 SecretStoreRef = new ExternalSecretStoreRef { Name = s.Keys.ExternalSecretStore!, Kind = s.Keys.ExternalSecretStoreKind },
-                Target = new ExternalSecretTarget { Name = KeySecretName(s), CreationPolicy = "Owner" },
-                DataFrom = [new ExternalSecretDataFromSource { Extract = new ExternalSecretDataRemoteRef { Key = s.Keys.ExternalSecretRemoteKey! } }],
+                // the Secret the operator writes has the key store's layout (type, store label, key-id annotation), so
+                // the gateway's store reads it; the data keys are the remote key's properties v1, v2, ... (base64)
+                Target = new ExternalSecretTarget
+                {
+                    Name = KeySecretName(s),
+                    CreationPolicy = "Owner",
+                    Template = new ExternalSecretTargetTemplate
+                    {
+                        Type = KeyStores.KubernetesSecretKeyStore.SecretType,
+                        Metadata = new ExternalSecretTemplateMetadata
+                        {
+                            Labels = new Dictionary<string, string> { [KeyStores.KubernetesSecretKeyStore.StoreLabelName] = KeyStoreLabel(s) },
+                            Annotations = new Dictionary<string, string> { [KeyStores.KubernetesSecretKeyStore.KeyIdAnnotation] = KeySecretName(s) },
+                        },
+                    },
+                },
+                DataFrom = [new ExternalSecretDataFromSource { Extract = new ExternalSecretDataRemoteRef { Key = s.Keys.ExternalSecretRemoteKey!, DecodingStrategy = "Base64" } }],
             },
         };
 

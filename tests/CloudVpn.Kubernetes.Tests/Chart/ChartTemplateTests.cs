@@ -122,12 +122,23 @@ public sealed class ChartTemplateTests
         var external = Render("externalSecret", "1.31.0");
         var es = external.Single(o => o.Kind == "ExternalSecret");
         Assert.Equal("vpn-gateway-keys", es.Json["spec"]!["target"]!["name"]!.GetValue<string>());
+        // the Secret the operator writes has the key store's layout, matching the store settings in the config
+        var template = es.Json["spec"]!["target"]!["template"]!;
+        Assert.Equal(CloudVpn.Kubernetes.KeyStores.KubernetesSecretKeyStore.SecretType, template["type"]!.GetValue<string>());
+        Assert.Equal("vpn-gateway", template["metadata"]!["labels"]![CloudVpn.Kubernetes.KeyStores.KubernetesSecretKeyStore.StoreLabelName]!.GetValue<string>());
+        Assert.Equal("vpn-gateway-keys", template["metadata"]!["annotations"]![CloudVpn.Kubernetes.KeyStores.KubernetesSecretKeyStore.KeyIdAnnotation]!.GetValue<string>());
+        Assert.Equal("Base64", es.Json["spec"]!["dataFrom"]![0]!["extract"]!["decodingStrategy"]!.GetValue<string>());
+        var externalConfig = ((V1ConfigMap)external.Single(o => o is { Kind: "ConfigMap", Name: ValueSets.Release }).Typed).Data["gateway.yaml"];
+        Assert.Contains("storeLabel: \"vpn-gateway\"", externalConfig, StringComparison.Ordinal);
+        Assert.Contains("keyId: \"vpn-gateway-keys\"", externalConfig, StringComparison.Ordinal);
         Assert.DoesNotContain(external, o => o.Kind == "CronJob"); // the external store rotates
         var role = (V1Role)external.Single(o => o is { Kind: "Role", Name: "vpn-gateway" }).Typed;
         Assert.Equal(["vpn-gateway-keys"], role.Rules.Single().ResourceNames);
 
         var existing = Render("nodeAffinity", "1.31.0");
         Assert.DoesNotContain(existing, o => o.Kind == "Secret"); // the user's Secret, not the chart's
+        var existingConfig = ((V1ConfigMap)existing.Single(o => o is { Kind: "ConfigMap", Name: ValueSets.Release }).Typed).Data["gateway.yaml"];
+        Assert.Contains("keyId: \"my-gateway-keys\"", existingConfig, StringComparison.Ordinal); // the store reads the user's Secret by its name
         var rotationRole = (V1Role)existing.Single(o => o is { Kind: "Role", Name: "vpn-gateway-rotation" }).Typed;
         Assert.Equal(["my-gateway-keys"], rotationRole.Rules.Single().ResourceNames);
         Assert.Equal(["get", "update", "patch"], rotationRole.Rules.Single().Verbs);

@@ -136,12 +136,10 @@ keys:
     authMountPath: {{ .Values.keys.vault.authMountPath | quote }}
   {{- else }}
   secretName: {{ include "cloudvpn-gateway.keySecretName" . | quote }}
-  {{- if eq .Values.keys.source "existingSecret" }}
   kubernetesStore:
     namePrefix: ""
     storeLabel: {{ include "cloudvpn-gateway.keyStoreLabel" . | quote }}
     keyId: {{ include "cloudvpn-gateway.keySecretName" . | quote }}
-  {{- end }}
   {{- end }}
   rotationOverlap: {{ .Values.keys.rotation.overlap | quote }}
 accessPolicy:
