@@ -167,7 +167,7 @@ public class NoiseHandshakeBenchmark
         var begun = new ConsumedInitiation { Hash = scratch[..32], ChainKey = scratch[32..64], RemoteStatic = scratch[64..96], RemoteEphemeral = scratch[96..] };
         if (!_responder.Cookies.CheckMac1(_initiation) ||
             !NoiseHandshake.BeginConsumeInitiation(_initiation, _responder, ref begun) ||
-            _responderState.FinishConsumeInitiation(_initiation, ref begun, _now, WireGuardTimers.HandshakeInitiationRate.Ticks) != ConsumeResult.Ok ||
+            _responderState.FinishConsumeInitiation(_initiation, ref begun, _responder, _now, WireGuardTimers.HandshakeInitiationRate.Ticks) != ConsumeResult.Ok ||
             !_responderState.CreateResponse(_response, 2))
         {
             throw new InvalidOperationException("response");
