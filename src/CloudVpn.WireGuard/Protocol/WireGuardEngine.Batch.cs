@@ -75,29 +75,7 @@ public sealed partial class WireGuardEngine
             return;
         }
 
-        var scratch = t_sealScratch ??= new BatchScratch(seal: true);
-        scratch.Begin(batch);
-        var counter = scratch.CounterFor(this, "tun-read");
-        try
-        {
-            PrepareSeal(batch, scratch);
-            CryptoPool.Run(scratch.Job, scratch, count);
-            FinishSeal(batch, scratch);
-            _transport.SendDatagrams(batch);
-        }
-#pragma warning disable CA1031 // The data path must survive a failing transport; the error is counted and logged.
-        catch (Exception e) when (e is not OutOfMemoryException)
-#pragma warning restore CA1031
-        {
-            Counters.Drop(WireGuardDropReason.InternalError);
-            ReportError(e);
-        }
-        finally
-        {
-            scratch.ReleaseAll();
-            FlushDeferred(scratch);
-            counter.Sample(count);
-        }
+        RunBatch(batch, t_sealScratch ??= new BatchScratch(seal: true), "tun-read");
     }
 
     private void PrepareSeal(PacketBatch batch, BatchScratch scratch)
@@ -111,16 +89,9 @@ public sealed partial class WireGuardEngine
             var offset = batch.Offsets[i];
             var length = batch.Lengths[i];
             var packet = arena.Slice(offset, length);
-            if (!InnerPacket.TryGetDestination(packet, out var destination))
-            {
-                Counters.Drop(WireGuardDropReason.InvalidTunPacket);
-                continue;
-            }
-
-            var peer = _allowedIps.Lookup(destination);
+            var peer = Route(packet);
             if (peer is null)
             {
-                Counters.Drop(WireGuardDropReason.NoRoute);
                 continue;
             }
 
@@ -226,17 +197,36 @@ public sealed partial class WireGuardEngine
             return;
         }
 
-        var scratch = t_openScratch ??= new BatchScratch(seal: false);
+        RunBatch(batch, t_openScratch ??= new BatchScratch(seal: false), "udp-read");
+    }
+
+    /// <summary>
+    /// Both directions: the reader prepares the batch in order, the crypto pool seals or opens it, the reader finishes
+    /// it in order and hands it on; the keypair references and queued packets are dealt with whatever happens.
+    /// </summary>
+    private void RunBatch(PacketBatch batch, BatchScratch scratch, string readerName)
+    {
+        var count = batch.Count;
         scratch.Begin(batch);
-        var counter = scratch.CounterFor(this, "udp-read");
+        var allocations = scratch.CounterFor(this, readerName);
         try
         {
-            PrepareOpen(batch, scratch);
-            CryptoPool.Run(scratch.Job, scratch, count);
-            FinishOpen(batch, scratch);
-            _transport.WriteToTun(batch);
+            if (scratch.Seals)
+            {
+                PrepareSeal(batch, scratch);
+                CryptoPool.Run(scratch.Job, scratch, count);
+                FinishSeal(batch, scratch);
+                _transport.SendDatagrams(batch);
+            }
+            else
+            {
+                PrepareOpen(batch, scratch);
+                CryptoPool.Run(scratch.Job, scratch, count);
+                FinishOpen(batch, scratch);
+                _transport.WriteToTun(batch);
+            }
         }
-#pragma warning disable CA1031 // the receive path never throws: the contract of HandleDatagram
+#pragma warning disable CA1031 // the data path survives a failing transport and never throws to its reader: counted and logged
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
@@ -247,7 +237,7 @@ public sealed partial class WireGuardEngine
         {
             scratch.ReleaseAll();
             FlushDeferred(scratch);
-            counter.Sample(count);
+            allocations.Sample(count);
         }
     }
 
@@ -397,6 +387,9 @@ public sealed partial class WireGuardEngine
     /// <summary>Per reader thread and direction: what the crypto step of the current batch needs, reused.</summary>
     private sealed class BatchScratch(bool seal) : IRangeWork
     {
+        /// <summary>True for the TUN -> UDP direction (seal), false for UDP -> TUN (open).</summary>
+        public bool Seals => seal;
+
         private PacketBatch? _batch;
 
         public CryptoWorkerPool.Job Job { get; } = new();

@@ -374,20 +374,10 @@ public sealed partial class WireGuardEngine : IDisposable
 
         try
         {
-            if (!InnerPacket.TryGetDestination(ipPacket, out var destination))
+            if (Route(ipPacket) is { } peer)
             {
-                Counters.Drop(WireGuardDropReason.InvalidTunPacket);
-                return;
+                SendData(peer, ipPacket);
             }
-
-            var peer = _allowedIps.Lookup(destination);
-            if (peer is null)
-            {
-                Counters.Drop(WireGuardDropReason.NoRoute);
-                return;
-            }
-
-            SendData(peer, ipPacket);
         }
 #pragma warning disable CA1031 // The data path must survive a failing transport; the error is counted and logged.
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -396,6 +386,24 @@ public sealed partial class WireGuardEngine : IDisposable
             Counters.Drop(WireGuardDropReason.InternalError);
             ReportError(e);
         }
+    }
+
+    /// <summary>The peer whose allowed IPs hold the packet's destination; null (and counted) when none or not an IP packet.</summary>
+    private WireGuardPeer? Route(ReadOnlySpan<byte> ipPacket)
+    {
+        if (!InnerPacket.TryGetDestination(ipPacket, out var destination))
+        {
+            Counters.Drop(WireGuardDropReason.InvalidTunPacket);
+            return null;
+        }
+
+        var peer = _allowedIps.Lookup(destination);
+        if (peer is null)
+        {
+            Counters.Drop(WireGuardDropReason.NoRoute);
+        }
+
+        return peer;
     }
 
     private void SendData(WireGuardPeer peer, ReadOnlySpan<byte> packet)
