@@ -19,7 +19,11 @@ internal sealed class PeerTimerScheduler : IDisposable
     private readonly ITimer _timer;
     private readonly Lock _lock = new();
     private readonly PriorityQueue<WireGuardPeer, long> _heap = new();
+    private const int MinCompactionSize = 1024;
     private long _armedFor = long.MaxValue;
+    private int _compactAbove = MinCompactionSize;
+    private (WireGuardPeer Peer, long At)[] _scratch = [];
+    private int _removedSinceCompaction;
     private bool _tickPending;
     private bool _disposed;
 
@@ -58,6 +62,11 @@ internal sealed class PeerTimerScheduler : IDisposable
             }
 
             _heap.Enqueue(peer, at);
+            if (_heap.Count > _compactAbove)
+            {
+                Compact();
+            }
+
             if (at >= _armedFor)
             {
                 return;
@@ -70,6 +79,53 @@ internal sealed class PeerTimerScheduler : IDisposable
         if (runNow)
         {
             OnTick();
+        }
+    }
+
+    /// <summary>
+    /// Drops stale entries (removed peers, deadlines no longer armed) once the heap holds more than twice what was
+    /// live at the last compaction, so removed peers are released and churn cannot grow the heap. Safe because a peer
+    /// schedules every deadline it arms after arming it. Runs under the lock; allocates nothing.
+    /// </summary>
+    private void Compact()
+    {
+        var count = _heap.Count;
+        if (_scratch.Length < count)
+        {
+            _scratch = new (WireGuardPeer, long)[count * 2];
+        }
+
+        var live = 0;
+        while (_heap.TryDequeue(out var peer, out var at))
+        {
+            if (peer.IsArmedFor(at))
+            {
+                _scratch[live++] = (peer, at);
+            }
+        }
+
+        for (var i = 0; i < live; i++)
+        {
+            _heap.Enqueue(_scratch[i].Peer, _scratch[i].At);
+            _scratch[i] = default;
+        }
+
+        _compactAbove = Math.Max(MinCompactionSize, live * 2);
+        _removedSinceCompaction = 0;
+    }
+
+    /// <summary>
+    /// A peer was removed: once the removals since the last compaction are more than half the heap, compact it (so
+    /// removed peers are released without waiting for their deadlines; amortized O(1) per removal).
+    /// </summary>
+    public void PeerRemoved()
+    {
+        lock (_lock)
+        {
+            if (!_disposed && ++_removedSinceCompaction * 2 > _heap.Count)
+            {
+                Compact();
+            }
         }
     }
 

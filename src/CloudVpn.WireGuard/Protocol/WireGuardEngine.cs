@@ -350,6 +350,7 @@ public sealed partial class WireGuardEngine : IDisposable
         peer.IsRemoved = true;
         _allowedIps.RemovePeer(peer);
         peer.StopTimers();
+        Timers.PeerRemoved();
         lock (peer.HandshakeLock)
         {
             ReleaseHandshakeIndex(peer);

@@ -473,6 +473,9 @@ internal sealed class WireGuardPeer : IDisposable
         }
     }
 
+    /// <summary>Whether a scheduler entry for <paramref name="at"/> is still wanted (not removed, still the armed deadline).</summary>
+    public bool IsArmedFor(long at) => !IsRemoved && !Volatile.Read(ref _disposed) && Interlocked.Read(ref _armedAt) == at;
+
     /// <summary>The scheduler's wake-up for deadline <paramref name="at"/>; ignored unless it is still the one armed.</summary>
     public void OnTimerDue(long at)
     {
