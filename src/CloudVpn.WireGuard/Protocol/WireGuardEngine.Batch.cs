@@ -326,16 +326,7 @@ public sealed partial class WireGuardEngine
                 scratch.Defer(peer);
             }
 
-            var current = peer.Current;
-            if (current is not null && current.IsInitiator && !peer.SentLastMinuteHandshake &&
-                now - current.CreatedTicks > WireGuardTimers.RekeyOnReceiveAge.Ticks)
-            {
-                peer.SentLastMinuteHandshake = true;
-                SendHandshakeInitiation(peer, isRetry: false);
-            }
-
-            peer.TimerAnyAuthenticatedPacketTraversal(now);
-            peer.TimerAnyAuthenticatedPacketReceived();
+            AfterAuthenticatedTransport(peer, now);
             var plaintextLength = datagramLength - MessageFormat.TransportOverhead;
             if (plaintextLength == 0)
             {

@@ -1066,17 +1066,7 @@ public sealed partial class WireGuardEngine : IDisposable
                 SendStaged(peer);
             }
 
-            // the initiator rekeys before its keypair gets too old to receive with
-            var current = peer.Current;
-            if (current is not null && current.IsInitiator && !peer.SentLastMinuteHandshake &&
-                now - current.CreatedTicks > WireGuardTimers.RekeyOnReceiveAge.Ticks)
-            {
-                peer.SentLastMinuteHandshake = true;
-                SendHandshakeInitiation(peer, isRetry: false);
-            }
-
-            peer.TimerAnyAuthenticatedPacketTraversal(now);
-            peer.TimerAnyAuthenticatedPacketReceived();
+            AfterAuthenticatedTransport(peer, now);
             if (length == 0)
             {
                 return; // keepalive
@@ -1107,6 +1097,24 @@ public sealed partial class WireGuardEngine : IDisposable
 
             keypair.Release();
         }
+    }
+
+    /// <summary>
+    /// After a transport message from <paramref name="peer"/> checked out (both receive paths): the initiator rekeys
+    /// before its keypair gets too old to receive with, and the timers learn that the peer is alive.
+    /// </summary>
+    private void AfterAuthenticatedTransport(WireGuardPeer peer, long now)
+    {
+        var current = peer.Current;
+        if (current is not null && current.IsInitiator && !peer.SentLastMinuteHandshake &&
+            now - current.CreatedTicks > WireGuardTimers.RekeyOnReceiveAge.Ticks)
+        {
+            peer.SentLastMinuteHandshake = true;
+            SendHandshakeInitiation(peer, isRetry: false);
+        }
+
+        peer.TimerAnyAuthenticatedPacketTraversal(now);
+        peer.TimerAnyAuthenticatedPacketReceived();
     }
 
     // ================================================================================================ indices
