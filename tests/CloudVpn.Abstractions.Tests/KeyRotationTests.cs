@@ -13,7 +13,7 @@ public sealed class KeyRotationTests : IDisposable
 {
     private static readonly DateTimeOffset Start = new(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
     private readonly string _dir = Directory.CreateTempSubdirectory("cv-rot").FullName;
-    private readonly FakeTimeProvider _time = new(Start);
+    private readonly TimerCountingTimeProvider _time = new(Start);
     private readonly RefusingStore _store;
 
     public KeyRotationTests()
@@ -201,13 +201,11 @@ public sealed class KeyRotationTests : IDisposable
         var recorder = new RecordingParticipant();
         using var loop = Loop([recorder]);
 
+        var timers = _time.TimersCreated;
         var run = loop.RunOnceAsync(force: true, Ct);
-        while (!loop.States.TryGetValue(Psk, out var state) || state.Phase != KeyRotationPhase.Switched)
-        {
-            await Task.Delay(10, Ct);
-        }
-
-        await Task.Delay(50, Ct);
+        await Eventually.HoldsAsync(
+            () => loop.States.TryGetValue(Psk, out var state) && state.Phase == KeyRotationPhase.Switched && _time.TimersCreated > timers,
+            "the switch, then the one-shot run waiting on the clock");
         Assert.False(run.IsCompleted); // waiting out the overlap
         _time.Advance(TimeSpan.FromMinutes(6));
         Assert.Equal(1, await run);
@@ -233,8 +231,9 @@ public sealed class KeyRotationTests : IDisposable
         {
             for (var i = 0; i < 4; i++)
             {
+                var timers = _time.TimersCreated;
                 _time.Advance(TimeSpan.FromSeconds(30));
-                await LetTheLoopRunAsync();
+                await LetTheLoopRunAsync(timers);
             }
 
             handshakes++;
@@ -349,10 +348,23 @@ public sealed class KeyRotationTests : IDisposable
 
     private static TunnelKeyRotationParticipant Participant(KeyReadingTunnel tunnel, long? version = null) => new(tunnel, Spec(version));
 
-    private static async Task LetTheLoopRunAsync()
+    private Task LetTheLoopRunAsync(int timersBefore) =>
+        // The fired timer runs the tick on the thread pool; RunAsync then registers its next delay on the fake clock:
+        // once it has, the tick is done.
+        Eventually.HoldsAsync(() => _time.TimersCreated > timersBefore, "the loop waiting on the clock again");
+
+    /// <summary>A fake clock that counts the timers made on it (each wait of the loop makes one).</summary>
+    private sealed class TimerCountingTimeProvider(DateTimeOffset start) : FakeTimeProvider(start)
     {
-        // The fired timer runs the tick on the thread pool; RunAsync then registers its next delay on the fake clock.
-        await Task.Delay(5);
+        private int _created;
+
+        public int TimersCreated => Volatile.Read(ref _created);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref _created);
+            return base.CreateTimer(callback, state, dueTime, period);
+        }
     }
 
     private KeyRotationLoop Loop(IEnumerable<IKeyRotationParticipant> participants, TimeSpan? overlap = null, TimeSpan? checkInterval = null)

@@ -40,7 +40,9 @@ internal sealed class RunningWebhook : IAsyncDisposable
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        // the certificate is checked against the real clock by the TLS stack
+        var now = TimeProvider.System.GetUtcNow();
+        using var cert = request.CreateSelfSigned(now.AddMinutes(-5), now.AddHours(1));
         var certPath = Path.Combine(dir, "tls.crt");
         var keyPath = Path.Combine(dir, "tls.key");
         await File.WriteAllTextAsync(certPath, cert.ExportCertificatePem());

@@ -300,6 +300,7 @@ public sealed class IntegrationTests
         try
         {
             string output = string.Empty;
+            NetnsPair.WaitForTcpListener(lab.Net.Left, 5201);
             for (var attempt = 0; attempt < 20; attempt++)
             {
                 var run = NetnsPair.Exec(lab.Net.Right, $"iperf3 -c {address} -p 5201 -t {seconds.ToString(CultureInfo.InvariantCulture)} -J", check: false, timeoutMs: 30_000);
@@ -310,7 +311,7 @@ public sealed class IntegrationTests
                     break;
                 }
 
-                Thread.Sleep(200); // the iperf3 server is not listening yet
+                NetnsPair.WaitForTcpListener(lab.Net.Left, 5201, timeoutMs: 2_000); // the iperf3 server was not listening yet
             }
 
             using var json = JsonDocument.Parse(output.Length == 0 ? "{}" : output);

@@ -7,12 +7,14 @@ namespace CloudVpn.Secrets.Vault.Tests;
 /// <summary>The Vault key store against <see cref="FakeVaultServer"/> (a fake Vault, see its remarks) over real HTTP on loopback.</summary>
 public sealed class VaultKeyStoreTests : IAsyncLifetime
 {
+    private static readonly DateTimeOffset Start = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
     private readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan };
+    private readonly TimeProvider _clock = TimeProvider.System;
     private FakeVaultServer _vault = null!;
 
     public ValueTask InitializeAsync()
     {
-        _vault = new FakeVaultServer();
+        _vault = new FakeVaultServer(_clock);
         return ValueTask.CompletedTask;
     }
 
@@ -79,7 +81,7 @@ public sealed class VaultKeyStoreTests : IAsyncLifetime
 
         var versions = await store.ListVersionsAsync("ca", Ct);
         Assert.Equal([3L, 4L, 5L], versions.Select(v => v.Version));
-        Assert.All(versions, v => Assert.True(v.CreatedAt > DateTimeOffset.UtcNow.AddMinutes(-5)));
+        Assert.All(versions, v => Assert.True(v.CreatedAt > _clock.GetUtcNow().AddMinutes(-5)));
 
         Assert.Equal(2, await store.PruneAsync("ca", keep: 1, Ct));
         Assert.Equal([5L], (await store.ListVersionsAsync("ca", Ct)).Select(v => v.Version));
@@ -249,7 +251,7 @@ public sealed class VaultKeyStoreTests : IAsyncLifetime
     [Fact]
     public async Task A_token_is_renewed_before_it_expires()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var time = new FakeTimeProvider(Start);
         await using var vault = new FakeVaultServer(time);
         var token = vault.IssueToken(TimeSpan.FromHours(1), renewable: true);
         var store = new VaultKeyStore(_http, Options(vault.Address, o => o.Token = token), time);
@@ -275,7 +277,7 @@ public sealed class VaultKeyStoreTests : IAsyncLifetime
     [Fact]
     public async Task A_login_token_at_its_max_ttl_is_replaced_by_a_new_login()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var time = new FakeTimeProvider(Start);
         await using var vault = new FakeVaultServer(time);
         vault.AddAppRole("r", "s", TimeSpan.FromMinutes(30)); // the fake caps login tokens at 3 x ttl = 90 min
         var store = new VaultKeyStore(_http, Options(vault.Address, o =>
@@ -301,7 +303,7 @@ public sealed class VaultKeyStoreTests : IAsyncLifetime
     [Fact]
     public async Task An_expired_static_token_says_so()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var time = new FakeTimeProvider(Start);
         await using var vault = new FakeVaultServer(time);
         var token = vault.IssueToken(TimeSpan.FromMinutes(10), renewable: false);
         var store = new VaultKeyStore(_http, Options(vault.Address, o => o.Token = token), time);

@@ -150,6 +150,26 @@ internal sealed class NetnsPair : IDisposable
     public static (int ExitCode, string Stdout, string Stderr) Exec(string ns, string commandLine, bool check = true, int timeoutMs = 60_000) =>
         Cmd.Run("ip", $"netns exec {ns} {commandLine}", check, timeoutMs: timeoutMs);
 
+    /// <summary>
+    /// Waits until something listens on TCP <paramref name="port"/> inside <paramref name="ns"/> (a server started in
+    /// the background, e.g. iperf3 -s), polling <c>ss</c> up to the deadline; false when nothing came.
+    /// </summary>
+    public static bool WaitForTcpListener(string ns, int port, int timeoutMs = 10_000)
+    {
+        var started = TimeProvider.System.GetTimestamp();
+        while (Exec(ns, $"ss -Hltn sport = :{port}", check: false).Stdout.Trim().Length == 0)
+        {
+            if (TimeProvider.System.GetElapsedTime(started).TotalMilliseconds > timeoutMs)
+            {
+                return false;
+            }
+
+            Thread.Sleep(20);
+        }
+
+        return true;
+    }
+
     public void Dispose()
     {
         Cmd.Run("ip", $"netns del {Left}", check: false);

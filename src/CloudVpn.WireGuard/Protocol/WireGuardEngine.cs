@@ -732,11 +732,7 @@ public sealed partial class WireGuardEngine : IDisposable
         }
     }
 
-    private static IPEndPoint ToEndPoint(SocketAddress address)
-    {
-        var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
-        return endpoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port) : endpoint;
-    }
+    private static IPEndPoint ToEndPoint(SocketAddress address) => WireGuardPeer.ToEndPoint(address);
 
     /// <summary>
     /// The handshake gate: mac1 keyed by one of our public keys (the key in force first, then the additional one),

@@ -134,18 +134,22 @@ internal sealed class WireGuardPeer : IDisposable
         var current = Volatile.Read(ref _endpoint);
         if (current is null || !SameAddress(current.Address, address))
         {
-            // shown (wg show) and compared as the peer sees itself: an IPv4 peer on a dual-stack socket arrives as
-            // ::ffff:a.b.c.d and is kept as a.b.c.d; the raw address stays for the allocation-free comparison
-            var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
-            if (endpoint.Address.IsIPv4MappedToIPv6)
-            {
-                endpoint = new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port);
-            }
-
+            // the raw address stays for the allocation-free comparison
+            var endpoint = ToEndPoint(address);
             var raw = new SocketAddress(address.Family, address.Size);
             address.Buffer.Span[..address.Size].CopyTo(raw.Buffer.Span);
             Volatile.Write(ref _endpoint, new EndpointState(endpoint, raw));
         }
+    }
+
+    /// <summary>
+    /// The endpoint of a received source address as the peer sees itself (and <c>wg show</c> prints it): an IPv4 peer on
+    /// a dual-stack socket arrives as ::ffff:a.b.c.d and is kept as a.b.c.d.
+    /// </summary>
+    internal static IPEndPoint ToEndPoint(SocketAddress address)
+    {
+        var endpoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
+        return endpoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port) : endpoint;
     }
 
     // SocketAddress.Equals also compares the unused tail of a buffer bigger than the address (an IPv4 source read

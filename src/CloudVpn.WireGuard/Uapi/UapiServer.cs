@@ -28,7 +28,7 @@ public sealed partial class UapiServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private FileSystemWatcher? _watcher;
-    private Timer? _pollTimer;
+    private ITimer? _pollTimer;
     private readonly HashSet<Task> _connections = [];
     private readonly Lock _connectionsLock = new();
     private Task _acceptLoop = Task.CompletedTask;
@@ -65,8 +65,8 @@ public sealed partial class UapiServer : IAsyncDisposable
     public static UapiServer Start(string interfaceName, IUapiDevice device, ILogger logger, string socketDirectory = DefaultSocketDirectory) =>
         Start(interfaceName, device, logger, socketDirectory, pollForRemoval: false);
 
-    // pollForRemoval: check the socket file every second instead of watching it with inotify (tests use it).
-    internal static UapiServer Start(string interfaceName, IUapiDevice device, ILogger logger, string socketDirectory, bool pollForRemoval)
+    // pollForRemoval: check the socket file every second of pollClock instead of watching it with inotify (tests use it).
+    internal static UapiServer Start(string interfaceName, IUapiDevice device, ILogger logger, string socketDirectory, bool pollForRemoval, TimeProvider? pollClock = null)
     {
         ValidateInterfaceName(interfaceName);
         ArgumentNullException.ThrowIfNull(device);
@@ -95,7 +95,7 @@ public sealed partial class UapiServer : IAsyncDisposable
             listener.Listen(16);
 
             server = new UapiServer(interfaceName, socketPath, device, logger, listener);
-            server.WatchSocketFile(socketDirectory, pollForRemoval);
+            server.WatchSocketFile(socketDirectory, pollForRemoval, pollClock ?? TimeProvider.System);
             server._acceptLoop = Task.Run(server.AcceptLoopAsync);
             LogListening(logger, interfaceName, socketPath);
             return server;
@@ -201,7 +201,7 @@ public sealed partial class UapiServer : IAsyncDisposable
         listener.Bind(new UnixDomainSocketEndPoint(socketPath));
     }
 
-    private void WatchSocketFile(string socketDirectory, bool poll)
+    private void WatchSocketFile(string socketDirectory, bool poll, TimeProvider pollClock)
     {
         if (!poll)
         {
@@ -234,7 +234,7 @@ public sealed partial class UapiServer : IAsyncDisposable
 
         if (poll)
         {
-            _pollTimer = new Timer(_ => OnSocketFileGone(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+            _pollTimer = pollClock.CreateTimer(_ => OnSocketFileGone(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         }
 
         // The file may have gone before the watch started.

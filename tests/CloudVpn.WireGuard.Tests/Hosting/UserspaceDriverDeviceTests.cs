@@ -79,12 +79,7 @@ public sealed class UserspaceDriverDeviceTests : IAsyncDisposable
 
         // someone changes the MTU behind our back: status reports the MTU in use, and the next apply restores the spec's
         NetnsPair.Exec(net.Left, $"ip link set dev {name} mtu 1300");
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        while ((await tunnel.GetStatusAsync()).Mtu != 1300 && sw.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(100);
-        }
-
+        await Eventually.HoldsAsync(async () => (await tunnel.GetStatusAsync()).Mtu == 1300, "the status to report the MTU set with ip link", timeoutMs: 10_000);
         Assert.Equal(1300, (await tunnel.GetStatusAsync()).Mtu);
         Assert.True((await tunnel.ApplyAsync(spec)).DeviceChanged);
         Assert.Contains("mtu 1400", NetnsPair.Exec(net.Left, $"ip -o link show {name}").Stdout, StringComparison.Ordinal);

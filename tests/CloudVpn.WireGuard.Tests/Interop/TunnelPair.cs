@@ -94,7 +94,7 @@ internal sealed class TunnelPair : IDisposable
             var (exit, json, stderr) = (0, string.Empty, string.Empty);
             for (var attempt = 0; attempt < 10; attempt++)
             {
-                Thread.Sleep(300);
+                NetnsPair.WaitForTcpListener(serverNs, port, timeoutMs: attempt == 0 ? 10_000 : 2_000);
                 (exit, json, stderr) = NetnsPair.Exec(clientNs, $"iperf3 -c {serverIp} -p {port} -t {seconds} -J", check: false, timeoutMs: (seconds + 30) * 1000);
                 if (exit == 0 || !json.Contains("unable to connect", StringComparison.OrdinalIgnoreCase))
                 {

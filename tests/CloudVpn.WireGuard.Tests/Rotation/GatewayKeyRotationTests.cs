@@ -149,6 +149,9 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
     /// </summary>
     private sealed class WireGuardGoClient(WireGuardProcess wgGo, IKeyStore store, string gatewayEndpoint) : IKeyRotationParticipant
     {
+        /// <summary>Wall-clock source of the swap time, compared with ping's own timestamps (<c>ping -D</c>).</summary>
+        public TimeProvider Clock { get; init; } = TimeProvider.System;
+
         /// <summary>Unix time (seconds) of the swap.</summary>
         public double SwappedAt { get; private set; }
 
@@ -158,7 +161,7 @@ public sealed partial class GatewayKeyRotationTests : IAsyncDisposable
             var newKey = Convert.ToHexStringLower(Convert.FromBase64String(await PublicKeyAsync(store, step.NewVersion, cancellationToken)));
             using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
             await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(wgGo.SocketPath), cancellationToken);
-            SwappedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+            SwappedAt = Clock.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
             await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(
                 $"set=1\npublic_key={oldKey}\nremove=true\npublic_key={newKey}\nendpoint={gatewayEndpoint}\npersistent_keepalive_interval=25\n"
                 + "replace_allowed_ips=true\nallowed_ip=10.63.0.1/32\n\n"), cancellationToken);

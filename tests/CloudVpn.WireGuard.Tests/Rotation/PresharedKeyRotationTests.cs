@@ -155,6 +155,9 @@ public sealed partial class PresharedKeyRotationTests : IAsyncDisposable
     /// <summary>The wireguard-go end as a rotation participant: it takes the new PSK from the store with <c>wg set</c>.</summary>
     private sealed class WireGuardGoPeer(WireGuardProcess wgGo, IKeyStore store, string ourPublicKey, string folder) : IKeyRotationParticipant
     {
+        /// <summary>Wall-clock source of the switch times, compared with ping's own timestamps (<c>ping -D</c>).</summary>
+        public TimeProvider Clock { get; init; } = TimeProvider.System;
+
         public ValueTask PublishAsync(KeyRotationStep step, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
         /// <summary>Unix times (seconds) at which the switches happened.</summary>
@@ -162,7 +165,7 @@ public sealed partial class PresharedKeyRotationTests : IAsyncDisposable
 
         public async ValueTask SwitchAsync(KeyRotationStep step, CancellationToken cancellationToken)
         {
-            Switches.Add(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
+            Switches.Add(Clock.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0);
             await SetPresharedKeyAsync(step.NewVersion, cancellationToken);
         }
 

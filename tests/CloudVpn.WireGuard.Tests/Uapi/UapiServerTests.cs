@@ -259,10 +259,12 @@ public sealed class UapiServerTests : IDisposable
     [Fact]
     public async Task Without_inotify_the_removal_is_found_by_polling()
     {
-        await using var server = UapiServer.Start("wgtest0", _device, NullLogger.Instance, _directory, pollForRemoval: true);
-        await Task.Delay(1200, TestContext.Current.CancellationToken);
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var server = UapiServer.Start("wgtest0", _device, NullLogger.Instance, _directory, pollForRemoval: true, pollClock: clock);
+        clock.Advance(TimeSpan.FromSeconds(2)); // two polls with the file in place
         Assert.False(server.SocketRemoved.IsCompleted);
         File.Delete(server.SocketPath);
+        clock.Advance(TimeSpan.FromSeconds(1)); // the next poll finds it gone
         var finished = await Task.WhenAny(server.SocketRemoved, Task.Delay(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
         Assert.Same(server.SocketRemoved, finished);
     }

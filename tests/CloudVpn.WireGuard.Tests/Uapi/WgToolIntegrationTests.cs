@@ -18,6 +18,9 @@ public sealed class WgToolIntegrationTests : IAsyncLifetime
     private readonly string _interface = TestInterfaceNames.Next("cvu");
     private readonly string _files = Directory.CreateTempSubdirectory("cvwg").FullName;
     private readonly InMemoryUapiDevice _device = new();
+
+    // `wg show` prints handshake ages against the real clock
+    private readonly TimeProvider _clock = TimeProvider.System;
     private UapiServer? _server;
 
     public ValueTask InitializeAsync() => ValueTask.CompletedTask;
@@ -165,7 +168,7 @@ public sealed class WgToolIntegrationTests : IAsyncLifetime
         StartServer();
         var peer = NewKeyPair().Public;
         Wg($"set {_interface} peer {peer} allowed-ips 10.0.0.2/32");
-        var handshake = DateTimeOffset.UtcNow.AddSeconds(-5);
+        var handshake = _clock.GetUtcNow().AddSeconds(-5);
         _device.RecordTraffic(peer, handshake, received: 2048, transmitted: 3 * 1024 * 1024);
 
         var show = Wg($"show {_interface}");
@@ -188,7 +191,7 @@ public sealed class WgToolIntegrationTests : IAsyncLifetime
         var drop = NewKeyPair().Public;
         var add = NewKeyPair().Public;
         Wg($"set {_interface} listen-port 40000 peer {keep} allowed-ips 10.0.0.0/24,10.5.0.0/16 endpoint 192.0.2.9:1 peer {drop} allowed-ips 10.1.0.0/24");
-        _device.RecordTraffic(keep, DateTimeOffset.UtcNow, 10, 20);
+        _device.RecordTraffic(keep, _clock.GetUtcNow(), 10, 20);
 
         var config = WriteFile("sync.conf", $"""
             [Interface]
