@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using System.Text.Json;
 using CloudVpn.KeyRotation;
 using CloudVpn.KeyStores;
@@ -11,8 +12,11 @@ namespace CloudVpn.Secrets.Vault;
 
 /// <summary>
 /// A key store in HashiCorp Vault's KV version 2 engine, over Vault's HTTP API. Each key id is one KV secret at
-/// <c>{mount}/data/{prefix}/{id}</c> whose data is <c>{"value": "&lt;base64&gt;"}</c>; key versions are KV versions,
-/// compare-and-swap is KV's <c>cas</c>, watching polls the key's metadata.
+/// <c>{mount}/data/{prefix}/{id}</c>; key versions are KV versions, compare-and-swap is KV's <c>cas</c>, watching
+/// polls the key's metadata. KV version N holds <c>{"value": b64(key N), "vN": b64(key N), "vN-1": b64(key N-1)}</c>
+/// (<see cref="VaultKeyStoreOptions.VersionProperties"/> versions as properties), so that External Secrets Operator's
+/// <c>dataFrom.extract</c> of the newest version gives a Secret in the Kubernetes Secret key store's layout in one read.
+/// Reading uses <c>value</c> only, so keys written before the version properties existed stay readable.
 /// </summary>
 public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
 {
@@ -91,6 +95,12 @@ public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// With <see cref="VaultKeyStoreOptions.VersionProperties"/> above 0 (the default) the write first reads the
+    /// newest version and carries the newest versions along as properties <c>v{N}</c>; the write then goes with
+    /// <c>cas</c> = the version read, so the carried versions are exactly those before it (a concurrent writer makes
+    /// the write re-read, or, with <paramref name="expectedVersion"/>, a conflict).
+    /// </remarks>
     public async ValueTask<long> PutAsync(string id, ReadOnlyMemory<byte> value, long? expectedVersion = null, CancellationToken cancellationToken = default)
     {
         VaultPaths.ValidateId(id);
@@ -104,52 +114,40 @@ public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
             throw new ArgumentException("A key is at most 32 KiB.", nameof(value));
         }
 
-        using var answer = await _api.SendAsync(
-            HttpMethod.Post,
-            DataPath(id),
-            w =>
+        if (_options.VersionProperties == 0)
+        {
+            return await WriteVersionAsync(id, value, expectedVersion, expectedVersion, [], cancellationToken);
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            var carried = await ReadCarriedVersionsAsync(id, cancellationToken);
+            try
             {
-                w.WriteStartObject();
-                if (expectedVersion is { } cas)
+                if (expectedVersion is { } expected && expected != carried.Current)
                 {
-                    w.WriteStartObject("options");
-                    w.WriteNumber("cas", cas);
-                    w.WriteEndObject();
+                    throw new KeyStoreConflictException(id, expected, carried.Current);
                 }
 
-                w.WriteStartObject("data");
-                w.WriteBase64String(ValueField, value.Span);
-                w.WriteEndObject();
-                w.WriteEndObject();
-            },
-            authenticated: true,
-            cancellationToken);
-
-        if (answer.Status == HttpStatusCode.BadRequest && expectedVersion is { } expected && IsCasMismatch(answer.Errors))
-        {
-            var actual = await CurrentVersionAsync(id, cancellationToken);
-            throw new KeyStoreConflictException(id, expected, actual);
+                return await WriteVersionAsync(id, value, carried.Current, expectedVersion, carried.Versions, cancellationToken);
+            }
+            catch (KeyStoreConflictException ex) when (expectedVersion is null && attempt < MaxWriteAttempts)
+            {
+                // Another writer came between our read and write; read again so the carried versions stay exact.
+                LogWriteRace(_logger, id, ex.ActualVersion);
+            }
+            finally
+            {
+                foreach (var (_, bytes) in carried.Versions)
+                {
+                    CryptographicOperations.ZeroMemory(bytes);
+                }
+            }
         }
-
-        if (!answer.IsSuccess)
-        {
-            throw answer.ToException($"Writing key '{id}'");
-        }
-
-        using var doc = JsonDocument.Parse(answer.Body.AsMemory());
-        if (!doc.RootElement.TryGetProperty("data", out var data) || !data.TryGetProperty("version", out var versionElement) || !versionElement.TryGetInt64(out var written))
-        {
-            throw new KeyStoreException($"Writing key '{id}': Vault's answer has no 'data.version'.");
-        }
-
-        if (written == 1 && _options.MaxVersions > 0)
-        {
-            await SetMaxVersionsAsync(id, cancellationToken);
-        }
-
-        LogWritten(_logger, id, written);
-        return written;
     }
+
+    /// <summary>The KV data property that holds version <paramref name="version"/> (<c>v{N}</c>, base64).</summary>
+    public static string VersionProperty(long version) => "v" + version.ToString(CultureInfo.InvariantCulture);
 
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<SecretVersionInfo>> ListVersionsAsync(string id, CancellationToken cancellationToken = default)
@@ -268,6 +266,139 @@ public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
 
             known = current;
         }
+    }
+
+    /// <summary>
+    /// Writes the next KV version of <paramref name="id"/>: <c>value</c> and <c>v{next}</c> are the new key, the
+    /// <paramref name="carried"/> versions follow as <c>v{N}</c>. <paramref name="cas"/> null writes unconditionally.
+    /// </summary>
+    private async Task<long> WriteVersionAsync(string id, ReadOnlyMemory<byte> value, long? cas, long? expectedVersion, IReadOnlyList<(long Version, byte[] Bytes)> carried, CancellationToken cancellationToken)
+    {
+        var next = (cas ?? 0) + 1;
+        using var answer = await _api.SendAsync(
+            HttpMethod.Post,
+            DataPath(id),
+            w =>
+            {
+                w.WriteStartObject();
+                if (cas is { } c)
+                {
+                    w.WriteStartObject("options");
+                    w.WriteNumber("cas", c);
+                    w.WriteEndObject();
+                }
+
+                w.WriteStartObject("data");
+                w.WriteBase64String(ValueField, value.Span);
+                if (_options.VersionProperties > 0)
+                {
+                    w.WriteBase64String(VersionProperty(next), value.Span);
+                    foreach (var (version, bytes) in carried)
+                    {
+                        w.WriteBase64String(VersionProperty(version), bytes);
+                    }
+                }
+
+                w.WriteEndObject();
+                w.WriteEndObject();
+            },
+            authenticated: true,
+            cancellationToken);
+
+        if (answer.Status == HttpStatusCode.BadRequest && cas is not null && IsCasMismatch(answer.Errors))
+        {
+            var actual = await CurrentVersionAsync(id, cancellationToken);
+            throw new KeyStoreConflictException(id, expectedVersion ?? cas.Value, actual);
+        }
+
+        if (!answer.IsSuccess)
+        {
+            throw answer.ToException($"Writing key '{id}'");
+        }
+
+        using var doc = JsonDocument.Parse(answer.Body.AsMemory());
+        if (!doc.RootElement.TryGetProperty("data", out var data) || !data.TryGetProperty("version", out var versionElement) || !versionElement.TryGetInt64(out var written))
+        {
+            throw new KeyStoreException($"Writing key '{id}': Vault's answer has no 'data.version'.");
+        }
+
+        if (_options.VersionProperties > 0 && written != next)
+        {
+            // Only possible when Vault ignored cas; the v{N} property would then name the wrong version.
+            throw new KeyStoreException($"Writing key '{id}': Vault stored version {written} where the write with cas {cas} makes {next}; the version properties of that version are wrong. Is this a KV version 2 mount?");
+        }
+
+        if (written == 1 && _options.MaxVersions > 0)
+        {
+            await SetMaxVersionsAsync(id, cancellationToken);
+        }
+
+        LogWritten(_logger, id, written);
+        return written;
+    }
+
+    /// <summary>
+    /// The newest version of <paramref name="id"/> (0 when there is none) and the live versions among the newest
+    /// <c>VersionProperties - 1</c> up to it, with their bytes: from the newest version's <c>value</c> and <c>v{N}</c>
+    /// properties, and for versions written before properties existed, from those versions themselves.
+    /// </summary>
+    private async Task<(long Current, List<(long Version, byte[] Bytes)> Versions)> ReadCarriedVersionsAsync(string id, CancellationToken cancellationToken)
+    {
+        var result = new List<(long Version, byte[] Bytes)>();
+        var wanted = _options.VersionProperties - 1;
+        long current;
+        using (var answer = await _api.SendAsync(HttpMethod.Get, DataPath(id), null, authenticated: true, cancellationToken))
+        {
+            if (answer.Status == HttpStatusCode.NotFound)
+            {
+                // No key, or its newest version is deleted (Vault answers 404 for both): the metadata tells which.
+                current = await CurrentVersionAsync(id, cancellationToken);
+            }
+            else if (!answer.IsSuccess)
+            {
+                throw answer.ToException($"Reading key '{id}' before writing the next version");
+            }
+            else
+            {
+                using var doc = JsonDocument.Parse(answer.Body.AsMemory());
+                if (!doc.RootElement.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Object)
+                {
+                    throw new KeyStoreException($"Reading key '{id}': Vault's answer has no 'data' object.");
+                }
+
+                (current, _) = ReadVersionMetadata(data, id);
+                if (data.TryGetProperty("data", out var fields) && fields.ValueKind == JsonValueKind.Object)
+                {
+                    for (var v = current; v > current - wanted && v >= 1; v--)
+                    {
+                        var name = v == current ? ValueField : VersionProperty(v);
+                        if (fields.TryGetProperty(name, out var element) && element.ValueKind == JsonValueKind.String && element.TryGetBytesFromBase64(out var bytes))
+                        {
+                            result.Add((v, bytes));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Versions the newest one does not carry (written before version properties, or a deleted newest version):
+        // read them one by one; deleted and destroyed versions are left out.
+        for (var v = current; v > current - wanted && v >= 1; v--)
+        {
+            if (result.Exists(r => r.Version == v))
+            {
+                continue;
+            }
+
+            using var older = await GetAsync(id, v, cancellationToken);
+            if (older is not null)
+            {
+                result.Add((v, older.Value.ToArray()));
+            }
+        }
+
+        result.Sort((a, b) => b.Version.CompareTo(a.Version));
+        return (current, result);
     }
 
     internal static bool IsCasMismatch(IReadOnlyList<string> errors) =>
@@ -447,6 +578,8 @@ public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
         return result;
     }
 
+    private const int MaxWriteAttempts = 10;
+
     private sealed record KeyMetadata(long CurrentVersion, List<SecretVersionInfo> Live);
 
     [LoggerMessage(EventId = 320, Level = LogLevel.Information, Message = "Key {KeyId} version {Version} written to Vault")]
@@ -457,6 +590,9 @@ public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
 
     [LoggerMessage(EventId = 322, Level = LogLevel.Warning, Message = "Vault refused to set max_versions on key {KeyId} ({Status}): {Errors}")]
     private static partial void LogMaxVersionsRefused(ILogger logger, string keyId, int status, string errors);
+
+    [LoggerMessage(EventId = 324, Level = LogLevel.Debug, Message = "Key {KeyId}: another writer wrote version {Version} first; re-reading before the next attempt")]
+    private static partial void LogWriteRace(ILogger logger, string keyId, long version);
 
     [LoggerMessage(EventId = 323, Level = LogLevel.Warning, Message = "Polling Vault for changes of {KeyId} failed: {Error}")]
     private static partial void LogPollFailed(ILogger logger, string keyId, string error);

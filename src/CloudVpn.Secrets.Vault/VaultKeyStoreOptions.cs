@@ -77,6 +77,14 @@ public sealed class VaultKeyStoreOptions
 
     /// <summary>Versions Vault keeps per key (sets the key's <c>max_versions</c> on first write); 0 keeps the mount's setting.</summary>
     public int MaxVersions { get; set; } = 10;
+
+    /// <summary>
+    /// How many of the newest key versions each KV version also carries as properties <c>v{N}</c> (base64, next to
+    /// <c>value</c>), default 2 (the version written and the one before): External Secrets Operator's
+    /// <c>dataFrom.extract</c> of the key then yields a Secret in the Kubernetes Secret key store's layout
+    /// (<c>v1</c>, <c>v2</c>, ...). 0 writes <c>value</c> only. Details: docs/keys.md.
+    /// </summary>
+    public int VersionProperties { get; set; } = 2;
 }
 
 /// <summary>Validates <see cref="VaultKeyStoreOptions"/>, listing every problem at once.</summary>
@@ -177,6 +185,11 @@ internal sealed class VaultKeyStoreOptionsValidator : IValidateOptions<VaultKeyS
         if (options.MaxVersions < 0)
         {
             errors.Add($"{prefix}:{nameof(options.MaxVersions)}: {options.MaxVersions} must be 0 (mount default) or more.");
+        }
+
+        if (options.VersionProperties is < 0 or > 10)
+        {
+            errors.Add($"{prefix}:{nameof(options.VersionProperties)}: {options.VersionProperties} must be between 0 and 10 (each version read before a write costs one request).");
         }
 
         return errors;

@@ -59,10 +59,10 @@ public sealed class ExternalSecretsTests
     }
 
     [Fact]
-    public void ExternalSecret_syncs_the_keys_vault_path_into_a_secret_decoded_from_base64()
+    public void ExternalSecret_extracts_the_keys_versions_into_a_secret_in_the_kubernetes_key_store_layout()
     {
         var store = ExternalSecretsApi.SecretStoreFor(Vault, "cloudvpn-vault", "vpn", new ExternalSecretsVaultAuth.Kubernetes("r", "sa"));
-        var external = ExternalSecretsApi.ExternalSecretFor(Vault, store, "gw/private", "gateway-key", refreshInterval: TimeSpan.FromSeconds(90));
+        var external = ExternalSecretsApi.ExternalSecretFor(Vault, store, "gw/private", new KubernetesKeyStoreTarget("gateway", "vpn-gw", "cloudvpn-key-"), refreshInterval: TimeSpan.FromSeconds(90));
 
         var json = JsonNode.Parse(KubernetesJson.Serialize(external))!;
 
@@ -73,29 +73,35 @@ public sealed class ExternalSecretsTests
         Assert.Equal("1m30s", spec["refreshInterval"]!.GetValue<string>());
         Assert.Equal("cloudvpn-vault", spec["secretStoreRef"]!["name"]!.GetValue<string>());
         Assert.Equal("SecretStore", spec["secretStoreRef"]!["kind"]!.GetValue<string>());
-        Assert.Equal("gateway-key", spec["target"]!["name"]!.GetValue<string>());
-        Assert.Equal("Owner", spec["target"]!["creationPolicy"]!.GetValue<string>());
-        var data = Assert.Single(spec["data"]!.AsArray())!;
-        Assert.Equal("key", data["secretKey"]!.GetValue<string>());
-        // ESO's key is the path inside the mount: our prefix plus the key id; the field is the store's value field.
-        Assert.Equal("cloudvpn/prod/gw/private", data["remoteRef"]!["key"]!.GetValue<string>());
-        Assert.Equal(VaultKeyStore.ValueField, data["remoteRef"]!["property"]!.GetValue<string>());
-        Assert.Equal("Base64", data["remoteRef"]!["decodingStrategy"]!.GetValue<string>());
+        var target = spec["target"]!;
+        Assert.Equal("cloudvpn-key-gateway", target["name"]!.GetValue<string>());
+        Assert.Equal("Owner", target["creationPolicy"]!.GetValue<string>());
+        Assert.Equal("cloudvpn.io/key", target["template"]!["type"]!.GetValue<string>());
+        Assert.Equal("vpn-gw", target["template"]!["metadata"]!["labels"]!["cloudvpn.io/key-store"]!.GetValue<string>());
+        Assert.Equal("gateway", target["template"]!["metadata"]!["annotations"]!["cloudvpn.io/key-id"]!.GetValue<string>());
+        Assert.Null(target["template"]!["data"]); // no template data: ESO writes the extracted properties as they are
+        Assert.Null(spec["data"]);
+        var extract = Assert.Single(spec["dataFrom"]!.AsArray())!["extract"]!;
+        // mount/prefix/id: ESO drops the store's mount from the key and reads {mount}/data/{prefix}/{id}.
+        Assert.Equal("kv/cloudvpn/prod/gw/private", extract["key"]!.GetValue<string>());
+        Assert.Null(extract["version"]); // always the newest KV version: it carries the previous key as a property
+        Assert.Equal("Base64", extract["decodingStrategy"]!.GetValue<string>());
     }
 
     [Fact]
     public void Objects_round_trip_through_yaml()
     {
         var store = ExternalSecretsApi.SecretStoreFor(Vault, "cloudvpn-vault", "vpn", new ExternalSecretsVaultAuth.Kubernetes("r", "sa"), apiVersion: "external-secrets.io/v1beta1");
-        var external = ExternalSecretsApi.ExternalSecretFor(Vault, store, "psk/site-a", "psk-site-a");
+        var external = ExternalSecretsApi.ExternalSecretFor(Vault, store, "psk/site-a", new KubernetesKeyStoreTarget("psk-site-a", "gw"));
 
         var yaml = KubernetesYaml.Serialize(external);
         var back = KubernetesYaml.Deserialize<ExternalSecret>(yaml);
 
         Assert.Contains("apiVersion: external-secrets.io/v1beta1", yaml, StringComparison.Ordinal);
         Assert.Contains("decodingStrategy: Base64", yaml, StringComparison.Ordinal);
-        Assert.Equal("cloudvpn/prod/psk/site-a", back.Spec.Data[0].RemoteRef.Key);
+        Assert.Equal("kv/cloudvpn/prod/psk/site-a", back.Spec.DataFrom![0].Extract!.Key);
         Assert.Equal("psk-site-a", back.Spec.Target.Name);
+        Assert.Equal("gw", back.Spec.Target.Template!.Metadata!.Labels!["cloudvpn.io/key-store"]);
         Assert.Equal("1m", back.Spec.RefreshInterval);
     }
 
@@ -108,9 +114,15 @@ public sealed class ExternalSecretsTests
         Assert.Contains("auth.Role", ex.Message, StringComparison.Ordinal);
 
         var store = ExternalSecretsApi.SecretStoreFor(Vault, "s", "vpn", new ExternalSecretsVaultAuth.Token("t"));
-        var ex2 = Assert.Throws<ArgumentException>(() => ExternalSecretsApi.ExternalSecretFor(Vault, store, "../x", "target", "bad key"));
-        Assert.Contains("keyId", ex2.Message, StringComparison.Ordinal);
-        Assert.Contains("secretKey", ex2.Message, StringComparison.Ordinal);
+        var ex2 = Assert.Throws<ArgumentException>(() => ExternalSecretsApi.ExternalSecretFor(Vault, store, "../x", new KubernetesKeyStoreTarget("Key/Id", "-bad"), TimeSpan.Zero));
+        Assert.Contains("keyId: '../x'", ex2.Message, StringComparison.Ordinal);
+        Assert.Contains("target.SecretName", ex2.Message, StringComparison.Ordinal);
+        Assert.Contains("target.StoreLabel: '-bad'", ex2.Message, StringComparison.Ordinal);
+        Assert.Contains("refreshInterval", ex2.Message, StringComparison.Ordinal);
+
+        var single = new VaultKeyStoreOptions { Address = Vault.Address, Token = "unused", VersionProperties = 1 };
+        var ex3 = Assert.Throws<ArgumentException>(() => ExternalSecretsApi.ExternalSecretFor(single, store, "gw", new KubernetesKeyStoreTarget("gw", "gw")));
+        Assert.Contains("VersionProperties: 1", ex3.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -30,8 +30,14 @@ public static class ExternalSecretsApi
     /// <summary>The ESO API version emitted by default (ESO 0.16 and later serve <c>external-secrets.io/v1</c>).</summary>
     public const string DefaultApiVersion = "external-secrets.io/v1";
 
-    /// <summary>The Secret key that holds the key's bytes in the synced Secret.</summary>
-    public const string DefaultSecretKey = "key";
+    /// <summary>The type of the Secrets of the Kubernetes Secret key store (CloudVpn.Kubernetes).</summary>
+    public const string KeySecretType = "cloudvpn.io/key";
+
+    /// <summary>The label naming the Kubernetes Secret key store a Secret belongs to.</summary>
+    public const string StoreLabelName = "cloudvpn.io/key-store";
+
+    /// <summary>The annotation holding the key id in the Kubernetes Secret key store.</summary>
+    public const string KeyIdAnnotation = "cloudvpn.io/key-id";
 
     /// <summary>A SecretStore for the Vault mount that <paramref name="vault"/> uses.</summary>
     public static SecretStore SecretStoreFor(VaultKeyStoreOptions vault, string name, string @namespace, ExternalSecretsVaultAuth auth, string apiVersion = DefaultApiVersion)
@@ -100,29 +106,39 @@ public static class ExternalSecretsApi
     }
 
     /// <summary>
-    /// An ExternalSecret that keeps Secret <paramref name="targetSecretName"/> (key <paramref name="secretKey"/>) equal
-    /// to the latest version of CloudVpn key <paramref name="keyId"/>, decoded to its raw bytes.
+    /// An ExternalSecret that keeps a Secret in the Kubernetes Secret key store's layout equal to CloudVpn key
+    /// <paramref name="keyId"/> of the Vault store: ESO extracts every property of the key's newest KV version
+    /// (<c>value</c>, <c>v{N}</c>, <c>v{N-1}</c>, ... as <see cref="VaultKeyStore"/> writes them), base64-decodes each
+    /// to the key's bytes and writes them as data keys of Secret <see cref="KubernetesKeyStoreTarget.SecretName"/>
+    /// (type <c>cloudvpn.io/key</c>, label <c>cloudvpn.io/key-store</c>, annotation <c>cloudvpn.io/key-id</c>), all
+    /// in one Secret write. The gateway reads it with a Kubernetes Secret key store opened with the target's store
+    /// label and name prefix, as key <see cref="KubernetesKeyStoreTarget.KeyId"/>.
     /// </summary>
     public static ExternalSecret ExternalSecretFor(
         VaultKeyStoreOptions vault,
         SecretStore store,
         string keyId,
-        string targetSecretName,
-        string secretKey = DefaultSecretKey,
+        KubernetesKeyStoreTarget target,
         TimeSpan? refreshInterval = null)
     {
         ArgumentNullException.ThrowIfNull(vault);
         ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(target);
         var errors = new List<string>();
         if (!VaultPaths.IsValidPath(keyId ?? string.Empty, out var why))
         {
             errors.Add($"{nameof(keyId)}: '{keyId}' {why}.");
         }
 
-        CheckName(errors, nameof(targetSecretName), targetSecretName);
-        if (string.IsNullOrEmpty(secretKey) || !secretKey.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        if (vault.VersionProperties < 2)
         {
-            errors.Add($"{nameof(secretKey)}: '{secretKey}' is not a valid Secret key (letters, digits, '-', '_', '.').");
+            errors.Add($"{nameof(vault)}.{nameof(vault.VersionProperties)}: {vault.VersionProperties} writes fewer than two versions as properties; the Secret would miss the previous key during a rotation (use 2 or more).");
+        }
+
+        CheckName(errors, "target.SecretName (NamePrefix + KeyId)", target.SecretName);
+        if (!IsLabelValue(target.StoreLabel))
+        {
+            errors.Add($"target.{nameof(target.StoreLabel)}: '{target.StoreLabel}' is not a valid label value (1 to 63 of letters, digits, '-', '_', '.', alphanumeric at both ends).");
         }
 
         var refresh = refreshInterval ?? TimeSpan.FromMinutes(1);
@@ -132,27 +148,38 @@ public static class ExternalSecretsApi
         }
 
         ThrowIfAny(errors);
+
+        // mount/prefix/id: ESO's Vault provider drops a leading "{store path}/" from the key and inserts "data" for KV
+        // v2, so this reads {mount}/data/{prefix}/{id} whether or not the store names the mount.
+        var mount = (store.Spec.Provider.Vault?.Path ?? vault.MountPath).Trim('/');
         var prefix = vault.PathPrefix.Trim('/');
+        var remoteKey = string.Join('/', new[] { mount, prefix, keyId! }.Where(p => p.Length > 0));
         return new ExternalSecret
         {
             ApiVersion = store.ApiVersion,
-            Metadata = new V1ObjectMeta { Name = targetSecretName, NamespaceProperty = store.Metadata.NamespaceProperty, Labels = Labels() },
+            Metadata = new V1ObjectMeta { Name = target.SecretName, NamespaceProperty = store.Metadata.NamespaceProperty, Labels = Labels() },
             Spec = new ExternalSecretSpec
             {
                 RefreshInterval = GoDuration(refresh),
                 SecretStoreRef = new SecretStoreRef { Name = store.Metadata.Name, Kind = store.Kind },
-                Target = new ExternalSecretTarget { Name = targetSecretName },
-                Data =
-                [
-                    new ExternalSecretData
+                Target = new ExternalSecretTarget
+                {
+                    Name = target.SecretName,
+                    Template = new ExternalSecretTargetTemplate
                     {
-                        SecretKey = secretKey,
-                        RemoteRef = new ExternalSecretRemoteRef
+                        Type = KeySecretType,
+                        Metadata = new ExternalSecretTemplateMetadata
                         {
-                            Key = prefix.Length == 0 ? keyId! : $"{prefix}/{keyId}",
-                            Property = VaultKeyStore.ValueField,
-                            DecodingStrategy = "Base64",
+                            Labels = new Dictionary<string, string>(StringComparer.Ordinal) { [StoreLabelName] = target.StoreLabel },
+                            Annotations = new Dictionary<string, string>(StringComparer.Ordinal) { [KeyIdAnnotation] = target.KeyId },
                         },
+                    },
+                },
+                DataFrom =
+                [
+                    new ExternalSecretDataFromSource
+                    {
+                        Extract = new ExternalSecretRemoteRef { Key = remoteKey, DecodingStrategy = "Base64" },
                     },
                 ],
             },
@@ -207,6 +234,11 @@ public static class ExternalSecretsApi
         }
     }
 
+    private static bool IsLabelValue(string? value) =>
+        !string.IsNullOrEmpty(value) && value.Length <= 63
+        && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')
+        && char.IsAsciiLetterOrDigit(value[0]) && char.IsAsciiLetterOrDigit(value[^1]);
+
     private static void ThrowIfAny(List<string> errors)
     {
         if (errors.Count > 0)
@@ -214,4 +246,18 @@ public static class ExternalSecretsApi
             throw new ArgumentException(string.Join(Environment.NewLine, errors));
         }
     }
+}
+
+/// <summary>
+/// Where the gateway's Kubernetes Secret key store (CloudVpn.Kubernetes) looks for a key: the store's label
+/// (<c>cloudvpn.io/key-store</c>), its Secret name prefix and the key id. The id must make <see cref="SecretName"/> a DNS
+/// label, which is the Secret name that store uses for it (the Helm chart uses no prefix and the Secret's name as id).
+/// </summary>
+/// <param name="KeyId">The key id the gateway reads (annotation <c>cloudvpn.io/key-id</c>).</param>
+/// <param name="StoreLabel">The store label (<c>KubernetesSecretKeyStoreOptions.StoreLabel</c>, or the store's name).</param>
+/// <param name="NamePrefix">The store's <c>NamePrefix</c> (default there <c>cloudvpn-key-</c>; the chart uses none).</param>
+public sealed record KubernetesKeyStoreTarget(string KeyId, string StoreLabel, string NamePrefix = "")
+{
+    /// <summary>The Secret's name: <see cref="NamePrefix"/> + <see cref="KeyId"/>.</summary>
+    public string SecretName => NamePrefix + KeyId;
 }

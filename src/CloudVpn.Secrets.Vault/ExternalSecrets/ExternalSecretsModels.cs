@@ -173,9 +173,21 @@ public sealed class ExternalSecretSpec
     [JsonPropertyName("target")]
     public ExternalSecretTarget Target { get; set; } = new();
 
-    /// <summary>One entry per Secret key.</summary>
+    /// <summary>One entry per Secret key (single values); null: none.</summary>
     [JsonPropertyName("data")]
-    public IList<ExternalSecretData> Data { get; set; } = [];
+    public IList<ExternalSecretData>? Data { get; set; }
+
+    /// <summary>Whole remote secrets whose properties all become Secret keys; null: none.</summary>
+    [JsonPropertyName("dataFrom")]
+    public IList<ExternalSecretDataFromSource>? DataFrom { get; set; }
+}
+
+/// <summary>A source of many Secret keys.</summary>
+public sealed class ExternalSecretDataFromSource
+{
+    /// <summary>Every property of one remote secret becomes a Secret key of the same name.</summary>
+    [JsonPropertyName("extract")]
+    public ExternalSecretRemoteRef? Extract { get; set; }
 }
 
 /// <summary>A reference to a <see cref="SecretStore"/>.</summary>
@@ -204,6 +216,34 @@ public sealed class ExternalSecretTarget
     /// <summary><c>Retain</c>: keep the Secret when the remote value disappears (a gateway keeps its key).</summary>
     [JsonPropertyName("deletionPolicy")]
     public string DeletionPolicy { get; set; } = "Retain";
+
+    /// <summary>Type, labels and annotations of the Secret written; null: an Opaque Secret with the ExternalSecret's metadata.</summary>
+    [JsonPropertyName("template")]
+    public ExternalSecretTargetTemplate? Template { get; set; }
+}
+
+/// <summary>The shape of the Secret an <see cref="ExternalSecret"/> writes. Without template data ESO writes the fetched data as it is.</summary>
+public sealed class ExternalSecretTargetTemplate
+{
+    /// <summary>The Secret's type.</summary>
+    [JsonPropertyName("type")]
+    public string? Type { get; set; }
+
+    /// <summary>Labels and annotations of the Secret.</summary>
+    [JsonPropertyName("metadata")]
+    public ExternalSecretTemplateMetadata? Metadata { get; set; }
+}
+
+/// <summary>Labels and annotations an <see cref="ExternalSecret"/> puts on the Secret it writes.</summary>
+public sealed class ExternalSecretTemplateMetadata
+{
+    /// <summary>Labels.</summary>
+    [JsonPropertyName("labels")]
+    public IDictionary<string, string>? Labels { get; set; }
+
+    /// <summary>Annotations.</summary>
+    [JsonPropertyName("annotations")]
+    public IDictionary<string, string>? Annotations { get; set; }
 }
 
 /// <summary>One Secret key and the remote value it comes from.</summary>
@@ -228,6 +268,10 @@ public sealed class ExternalSecretRemoteRef
     /// <summary>The field of the secret's data.</summary>
     [JsonPropertyName("property")]
     public string? Property { get; set; }
+
+    /// <summary>The KV version to read; null: the newest.</summary>
+    [JsonPropertyName("version")]
+    public string? Version { get; set; }
 
     /// <summary>How ESO decodes the value: <c>Base64</c> turns our base64 field back into the key's bytes.</summary>
     [JsonPropertyName("decodingStrategy")]

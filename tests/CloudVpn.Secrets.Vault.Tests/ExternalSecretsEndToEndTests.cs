@@ -1,0 +1,236 @@
+using System.Text.Json.Nodes;
+using CloudVpn.KeyStores;
+using CloudVpn.Kubernetes.KeyStores;
+using CloudVpn.Secrets.Vault.ExternalSecrets;
+using CloudVpn.Testing;
+using k8s;
+using k8s.Models;
+using YamlDotNet.RepresentationModel;
+using EsoExternalSecret = CloudVpn.Kubernetes.CustomResources.ExternalSecret;
+
+namespace CloudVpn.Secrets.Vault.Tests;
+
+/// <summary>
+/// A key published and rotated through <see cref="VaultKeyStore"/> (against <see cref="FakeVaultServer"/>) reaches the
+/// gateway's <see cref="KubernetesSecretKeyStore"/> through External Secrets Operator (<see cref="FakeExternalSecretsOperator"/>,
+/// a fake: ESO cannot run here) and a real API server: the ExternalSecret comes from the C# emitter and from the Helm
+/// chart (<c>helm template</c>), each read through the strict <see cref="EsoExternalSecret"/> model; the gateway reads
+/// under a read-only Role limited to its Secret.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
+{
+    private const string EsoJwt = "eyJhbGciOiJSUzI1NiJ9.external-secrets.sig";
+    private const string GatewayUser = "alice";
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
+    private FakeVaultServer _vault = null!;
+
+    public ValueTask InitializeAsync()
+    {
+        _vault = new FakeVaultServer();
+        _vault.AddKubernetesRole("eso-reader", EsoJwt, TimeSpan.FromHours(1));
+        return ValueTask.CompletedTask;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _http.Dispose();
+        await _vault.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_rotation_in_vault_reaches_the_gateway_through_the_emitted_ExternalSecret()
+    {
+        var kube = await KubeApiServer.GetAsync();
+        var ns = await kube.CreateNamespaceAsync("vault-eso");
+        using var admin = kube.AdminClient();
+        var vaultOptions = VaultOptions();
+        var vaultStore = new VaultKeyStore(_http, vaultOptions);
+        var store = ExternalSecretsApi.SecretStoreFor(vaultOptions, "cloudvpn-vault", ns, new ExternalSecretsVaultAuth.Kubernetes("eso-reader", "external-secrets"));
+        var target = new KubernetesKeyStoreTarget("gateway", "vpn-gw", "cloudvpn-key-");
+        var emitted = ExternalSecretsApi.ExternalSecretFor(vaultOptions, store, "gw/private", target);
+
+        // The emitter's output goes through the strict model (an unknown field would throw here).
+        var external = KubernetesJson.Deserialize<EsoExternalSecret>(KubernetesJson.Serialize(emitted));
+        Assert.Equal("cloudvpn-key-gateway", external.Spec.Target.Name);
+
+        var roleName = "gateway-keys";
+        await admin.RbacAuthorizationV1.CreateNamespacedRoleAsync(KubernetesSecretKeyStoreRbac.RoleForSecrets(roleName, ns, [target.SecretName], readOnly: true), ns, cancellationToken: Ct);
+        await BindToGatewayUserAsync(admin, ns, roleName);
+        using var gatewayClient = kube.UserClient(GatewayUser);
+        var gateway = new KubernetesSecretKeyStore(gatewayClient, new KubernetesSecretKeyStoreOptions { Namespace = ns, NamePrefix = target.NamePrefix, StoreLabel = target.StoreLabel });
+
+        await PublishRotateAndReadAsync(admin, ns, vaultStore, store, external, gateway, target.KeyId);
+    }
+
+    [Fact]
+    public async Task A_rotation_in_vault_reaches_the_gateway_through_the_charts_ExternalSecret()
+    {
+        Prerequisite.Require(File.Exists(HelmPath), $"helm at {HelmPath} (run tests/prerequisites.d/helm.sh)");
+        var kube = await KubeApiServer.GetAsync();
+        var ns = await kube.CreateNamespaceAsync("vault-eso-chart");
+        using var admin = kube.AdminClient();
+        var vaultOptions = VaultOptions();
+        var vaultStore = new VaultKeyStore(_http, vaultOptions);
+        var store = ExternalSecretsApi.SecretStoreFor(vaultOptions, "cloudvpn-vault", ns, new ExternalSecretsVaultAuth.Kubernetes("eso-reader", "external-secrets"), apiVersion: "external-secrets.io/v1beta1");
+
+        // The chart as a user installs it with keys.source=externalSecret; remoteKey is {mount}/{prefix}/{id}.
+        var (exit, stdout, stderr) = Cmd.Run(
+            HelmPath,
+            $"template vpn-gateway {ChartDirectory} --namespace {ns} --kube-version 1.31.0 --api-versions external-secrets.io/v1beta1 "
+            + "--set server.publicEndpoint=203.0.113.1:51820 --set keys.source=externalSecret "
+            + "--set keys.externalSecret.secretStoreRef.name=cloudvpn-vault --set keys.externalSecret.remoteKey=secret/cloudvpn/gw/private",
+            check: false,
+            timeoutMs: 120_000);
+        Assert.True(exit == 0, $"helm template failed: {stderr}");
+        var objects = LoadManifest(stdout);
+        var external = KubernetesJson.Deserialize<EsoExternalSecret>(objects.Single(o => o["kind"]!.GetValue<string>() == "ExternalSecret").ToJsonString());
+
+        // The gateway opens the store with the settings the chart gives it, and runs under the chart's own Role.
+        var config = objects.Single(o => o["kind"]!.GetValue<string>() == "ConfigMap" && o["data"]?["gateway.yaml"] is not null)["data"]!["gateway.yaml"]!.GetValue<string>();
+        var keys = LoadManifest(config).Single()["keys"]!;
+        var storeSettings = keys["kubernetesStore"]!;
+        var keyId = storeSettings["keyId"]!.GetValue<string>();
+        var role = KubernetesJson.Deserialize<V1Role>(objects.Single(o => o["kind"]!.GetValue<string>() == "Role" && o["metadata"]!["name"]!.GetValue<string>() == "vpn-gateway").ToJsonString());
+        role.Metadata.NamespaceProperty = ns;
+        await admin.RbacAuthorizationV1.CreateNamespacedRoleAsync(role, ns, cancellationToken: Ct);
+        await BindToGatewayUserAsync(admin, ns, role.Metadata.Name);
+        using var gatewayClient = kube.UserClient(GatewayUser);
+        var gateway = new KubernetesSecretKeyStore(
+            gatewayClient,
+            new KubernetesSecretKeyStoreOptions
+            {
+                Namespace = ns,
+                NamePrefix = storeSettings["namePrefix"]!.GetValue<string>(),
+                StoreLabel = storeSettings["storeLabel"]!.GetValue<string>(),
+            });
+
+        await PublishRotateAndReadAsync(admin, ns, vaultStore, store, external, gateway, keyId);
+    }
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string HelmPath => Path.Combine(Environment.GetEnvironmentVariable("CLOUDVPN_CACHE") is { Length: > 0 } c ? c : "/var/cache/cloudvpn", "helm", "helm");
+
+    private static string ChartDirectory
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "deploy", "helm", "cloudvpn-gateway");
+                if (File.Exists(Path.Combine(candidate, "Chart.yaml")))
+                {
+                    return candidate;
+                }
+            }
+
+            throw new InvalidOperationException("deploy/helm/cloudvpn-gateway not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    private VaultKeyStoreOptions VaultOptions() => new()
+    {
+        Address = _vault.Address,
+        Token = _vault.IssueToken(TimeSpan.FromHours(1)),
+        MountPath = "secret",
+        PathPrefix = "cloudvpn",
+    };
+
+    /// <summary>
+    /// v1 published, synced, read; v2 written with compare-and-swap on v1 (the rotation loop's write step), synced, read
+    /// as current with v1 as previous, byte-exact, and seen by the gateway's watch; v3: v1 leaves the Secret.
+    /// </summary>
+    private async Task PublishRotateAndReadAsync(
+        IKubernetes admin, string ns, VaultKeyStore vaultStore, ExternalSecrets.SecretStore store, EsoExternalSecret external, KubernetesSecretKeyStore gateway, string gatewayKeyId)
+    {
+        var eso = new FakeExternalSecretsOperator(_http, admin, serviceAccount => serviceAccount == "external-secrets" ? EsoJwt : "unknown");
+        byte[] k1 = [.. Enumerable.Range(0, 32).Select(i => (byte)(i * 7))];
+        byte[] k2 = [.. Enumerable.Range(0, 32).Select(i => (byte)(255 - i))];
+        byte[] k3 = [0, 0, 0, 43, 47, 61, 255, 1]; // bytes that are '+', '/', '=' in base64 and a NUL
+
+        Assert.Equal(1, await vaultStore.PutAsync("gw/private", k1, expectedVersion: 0, Ct));
+        var synced = await eso.SyncAsync(external, store, ns, Ct);
+        Assert.Equal("cloudvpn.io/key", synced.Type);
+        using (var current = await gateway.GetAsync(gatewayKeyId, cancellationToken: Ct))
+        {
+            Assert.NotNull(current);
+            Assert.Equal(1, current.Version);
+            Assert.Equal(k1, current.Value.ToArray());
+        }
+
+        Assert.Equal(2, await vaultStore.PutAsync("gw/private", k2, expectedVersion: 1, Ct));
+
+        // Until the operator refreshes, the gateway still sees version 1 only.
+        using (var stale = await gateway.GetAsync(gatewayKeyId, cancellationToken: Ct))
+        {
+            Assert.Equal(1, stale!.Version);
+        }
+
+        using var watch = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        watch.CancelAfter(TimeSpan.FromSeconds(30));
+        var changes = gateway.WatchAsync(gatewayKeyId, watch.Token).GetAsyncEnumerator(watch.Token);
+        var next = changes.MoveNextAsync().AsTask();
+        await Task.Delay(TimeSpan.FromMilliseconds(500), Ct); // let the watch list its baseline before the write
+
+        await eso.SyncAsync(external, store, ns, Ct);
+
+        using (var current = await gateway.GetAsync(gatewayKeyId, cancellationToken: Ct))
+        using (var previous = await gateway.GetAsync(gatewayKeyId, 1, Ct))
+        {
+            Assert.Equal(2, current!.Version);
+            Assert.Equal(k2, current.Value.ToArray());
+            Assert.Equal(1, previous!.Version);
+            Assert.Equal(k1, previous.Value.ToArray());
+        }
+
+        Assert.Equal([1L, 2L], (await gateway.ListVersionsAsync(gatewayKeyId, Ct)).Select(v => v.Version));
+        Assert.True(await next, "the gateway's watch ended without reporting the new version");
+        Assert.Equal(new KeyStoreChange(gatewayKeyId, KeyStoreChangeKind.Written, 2), changes.Current);
+        await watch.CancelAsync();
+        await changes.DisposeAsync();
+
+        Assert.Equal(3, await vaultStore.PutAsync("gw/private", k3, expectedVersion: 2, Ct));
+        await eso.SyncAsync(external, store, ns, Ct);
+        using (var current = await gateway.GetAsync(gatewayKeyId, cancellationToken: Ct))
+        using (var previous = await gateway.GetAsync(gatewayKeyId, 2, Ct))
+        {
+            Assert.Equal(3, current!.Version);
+            Assert.Equal(k3, current.Value.ToArray());
+            Assert.Equal(k2, previous!.Value.ToArray());
+        }
+
+        Assert.Null(await gateway.GetAsync(gatewayKeyId, 1, Ct)); // the newest KV version carries two versions
+        var secret = await admin.CoreV1.ReadNamespacedSecretAsync(external.Spec.Target.Name, ns, cancellationToken: Ct);
+        Assert.Equal(["v2", "v3", VaultKeyStore.ValueField], secret.Data.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(3, eso.Writes);
+    }
+
+    private static async Task BindToGatewayUserAsync(IKubernetes admin, string ns, string roleName) =>
+        await admin.RbacAuthorizationV1.CreateNamespacedRoleBindingAsync(
+            new V1RoleBinding
+            {
+                Metadata = new V1ObjectMeta { Name = roleName, NamespaceProperty = ns },
+                RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = roleName },
+                Subjects = [new Rbacv1Subject { Kind = "User", Name = GatewayUser, ApiGroup = "rbac.authorization.k8s.io" }],
+            },
+            ns,
+            cancellationToken: Ct);
+
+    /// <summary>Every document of a YAML stream as JSON (scalars as strings, which is what these manifests hold).</summary>
+    internal static List<JsonObject> LoadManifest(string yaml)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(yaml));
+        return [.. stream.Documents.Select(d => ToJson(d.RootNode)).OfType<JsonObject>()];
+    }
+
+    private static JsonNode? ToJson(YamlNode node) => node switch
+    {
+        YamlMappingNode map => new JsonObject(map.Children.Select(kv => KeyValuePair.Create(((YamlScalarNode)kv.Key).Value!, ToJson(kv.Value)))),
+        YamlSequenceNode seq => new JsonArray([.. seq.Children.Select(ToJson)]),
+        YamlScalarNode { Value: null or "~" or "null", Style: YamlDotNet.Core.ScalarStyle.Plain } => null,
+        YamlScalarNode scalar => JsonValue.Create(scalar.Value),
+        _ => null,
+    };
+}
