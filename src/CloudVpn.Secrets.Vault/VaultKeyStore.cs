@@ -45,6 +45,9 @@ public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
         _api = new VaultApi(httpClient, options, _time, _logger);
     }
 
+    /// <summary>Test seam: runs in the first attempt of a write, after the read and before the write.</summary>
+    internal Func<CancellationToken, Task>? BetweenReadAndWrite { get; set; }
+
     /// <summary>The token lease currently held (for diagnostics; never the token).</summary>
     internal VaultTokenLease TokenLease => _api.Tokens.Lease;
 
@@ -127,6 +130,11 @@ public sealed partial class VaultKeyStore : IKeyStore, IKeyHistoryPruning
                 if (expectedVersion is { } expected && expected != carried.Current)
                 {
                     throw new KeyStoreConflictException(id, expected, carried.Current);
+                }
+
+                if (BetweenReadAndWrite is { } race && attempt == 1)
+                {
+                    await race(cancellationToken);
                 }
 
                 return await WriteVersionAsync(id, value, carried.Current, expectedVersion, carried.Versions, cancellationToken);
