@@ -125,6 +125,30 @@ public sealed class ExternalSecretsTests
         Assert.Contains("VersionProperties: 1", ex3.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void The_strict_models_of_CloudVpn_Kubernetes_accept_every_emitted_object()
+    {
+        ExternalSecretsVaultAuth[] auths = [new ExternalSecretsVaultAuth.Kubernetes("r", "sa"), new ExternalSecretsVaultAuth.AppRole("role-1", "approle"), new ExternalSecretsVaultAuth.Token("vault-token")];
+        foreach (var auth in auths)
+        {
+            var store = ExternalSecretsApi.SecretStoreFor(Vault, "cloudvpn-vault", "vpn", auth);
+            var strictStore = KubernetesJson.Deserialize<CloudVpn.Kubernetes.CustomResources.SecretStore>(KubernetesJson.Serialize(store));
+            Assert.Equal("team-a", strictStore.Spec.Provider.Vault!.Namespace);
+            Assert.Equal(KubernetesJson.Serialize(store), KubernetesJson.Serialize(strictStore));
+
+            var external = ExternalSecretsApi.ExternalSecretFor(Vault, store, "gw/private", new KubernetesKeyStoreTarget("gateway", "gw"));
+            var strict = KubernetesJson.Deserialize<CloudVpn.Kubernetes.CustomResources.ExternalSecret>(KubernetesJson.Serialize(external));
+            Assert.Equal("kv/cloudvpn/prod/gw/private", strict.Spec.DataFrom!.Single().Extract!.Key);
+            Assert.Equal("gateway", strict.Spec.Target.Template!.Metadata!.Annotations!["cloudvpn.io/key-id"]);
+            Assert.Equal(KubernetesJson.Serialize(external), KubernetesJson.Serialize(strict));
+        }
+
+        // Strict indeed: a field the model does not know is refused.
+        var json = JsonNode.Parse(KubernetesJson.Serialize(ExternalSecretsApi.ExternalSecretFor(Vault, ExternalSecretsApi.SecretStoreFor(Vault, "s", "vpn", auths[0]), "gw", new KubernetesKeyStoreTarget("gw", "gw"))))!;
+        json["spec"]!["dataFrom"]![0]!["extract"]!["rewrite"] = "x";
+        Assert.ThrowsAny<System.Text.Json.JsonException>(() => KubernetesJson.Deserialize<CloudVpn.Kubernetes.CustomResources.ExternalSecret>(json.ToJsonString()));
+    }
+
     [Theory]
     [InlineData(90, "1m30s")]
     [InlineData(3600, "1h")]

@@ -5,8 +5,8 @@ using k8s.Models;
 namespace CloudVpn.Kubernetes.CustomResources;
 
 /// <summary>
-/// An External Secrets Operator SecretStore (<c>external-secrets.io/v1beta1</c>) with the HashiCorp Vault provider and
-/// Kubernetes auth: the store an <see cref="ExternalSecret"/> of the gateway reads its keys from. The chart does not
+/// An External Secrets Operator SecretStore (<c>external-secrets.io/v1beta1</c>) with the HashiCorp Vault provider
+/// (Kubernetes, AppRole or token auth): the store an <see cref="ExternalSecret"/> of the gateway reads its keys from. The chart does not
 /// render one (the platform team owns the store); the model lets a controller create it. Strict: an unknown field is a
 /// deserialization error.
 /// </summary>
@@ -80,18 +80,60 @@ public sealed class SecretStoreVaultProvider
     [JsonPropertyName("version")]
     public string? Version { get; set; }
 
+    /// <summary>Vault Enterprise namespace; null: none.</summary>
+    [JsonPropertyName("namespace")]
+    public string? Namespace { get; set; }
+
     /// <summary>How the operator logs in.</summary>
     [JsonPropertyName("auth")]
     public required SecretStoreVaultAuth Auth { get; set; }
 }
 
-/// <summary>Vault authentication of a SecretStore (only Kubernetes auth is modelled).</summary>
+/// <summary>Vault authentication of a SecretStore: Kubernetes, AppRole or a token kept in a Secret (one of them).</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed class SecretStoreVaultAuth
 {
     /// <summary>Vault's Kubernetes auth method.</summary>
     [JsonPropertyName("kubernetes")]
     public SecretStoreVaultKubernetesAuth? Kubernetes { get; set; }
+
+    /// <summary>Vault's AppRole auth method.</summary>
+    [JsonPropertyName("appRole")]
+    public SecretStoreVaultAppRoleAuth? AppRole { get; set; }
+
+    /// <summary>A Vault token kept in a Secret of the store's namespace.</summary>
+    [JsonPropertyName("tokenSecretRef")]
+    public SecretStoreSecretKeyRef? TokenSecretRef { get; set; }
+}
+
+/// <summary>Vault AppRole auth: a role id and the secret id kept in a Secret.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class SecretStoreVaultAppRoleAuth
+{
+    /// <summary>Mount path of the auth method (default approle).</summary>
+    [JsonPropertyName("path")]
+    public required string Path { get; set; }
+
+    /// <summary>The role id.</summary>
+    [JsonPropertyName("roleId")]
+    public string? RoleId { get; set; }
+
+    /// <summary>Where the secret id is kept.</summary>
+    [JsonPropertyName("secretRef")]
+    public required SecretStoreSecretKeyRef SecretRef { get; set; }
+}
+
+/// <summary>One key of a Secret.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class SecretStoreSecretKeyRef
+{
+    /// <summary>Name of the Secret.</summary>
+    [JsonPropertyName("name")]
+    public required string Name { get; set; }
+
+    /// <summary>Key within the Secret.</summary>
+    [JsonPropertyName("key")]
+    public string? Key { get; set; }
 }
 
 /// <summary>Vault Kubernetes auth: a ServiceAccount's token is exchanged for a Vault token of a role.</summary>
