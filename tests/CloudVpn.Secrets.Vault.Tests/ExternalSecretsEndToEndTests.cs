@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using CloudVpn.KeyRotation;
 using CloudVpn.KeyStores;
 using CloudVpn.Kubernetes.KeyStores;
 using CloudVpn.Secrets.Vault.ExternalSecrets;
@@ -60,7 +61,15 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
         using var gatewayClient = kube.UserClient(GatewayUser);
         var gateway = new KubernetesSecretKeyStore(gatewayClient, new KubernetesSecretKeyStoreOptions { Namespace = ns, NamePrefix = target.NamePrefix, StoreLabel = target.StoreLabel });
 
-        await PublishRotateAndReadAsync(admin, ns, vaultStore, store, external, gateway, target.KeyId);
+        // Published and rotated by the rotation loop's one-shot entry point (what a CronJob runs) over the Vault store.
+        var rotation = new KeyRotationLoop(_ => vaultStore, [], new KeyRotationOptions { Keys = { new RotatedKey("gw/private", RotatedKeyKind.PrivateKey) }, Overlap = TimeSpan.Zero });
+        await PublishRotateAndReadAsync(admin, ns, store, external, gateway, target.KeyId, async version =>
+        {
+            await rotation.RunOnceAsync(force: version > 1, Ct); // the first run creates the missing key once
+            using var written = await vaultStore.GetAsync("gw/private", cancellationToken: Ct);
+            Assert.Equal(version, written!.Version);
+            return written.Value.ToArray();
+        });
     }
 
     [Fact]
@@ -105,7 +114,18 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
                 StoreLabel = storeSettings["storeLabel"]!.GetValue<string>(),
             });
 
-        await PublishRotateAndReadAsync(admin, ns, vaultStore, store, external, gateway, keyId);
+        byte[][] material =
+        [
+            [.. Enumerable.Range(0, 32).Select(i => (byte)(i * 7))],
+            [.. Enumerable.Range(0, 32).Select(i => (byte)(255 - i))],
+            [0, 0, 0, 43, 47, 61, 255, 1], // bytes that are '+', '/', '=' in base64 and a NUL
+        ];
+        await PublishRotateAndReadAsync(admin, ns, store, external, gateway, keyId, async version =>
+        {
+            // the write step of a rotation: compare-and-swap on the version in force
+            Assert.Equal(version, await vaultStore.PutAsync("gw/private", material[version - 1], expectedVersion: version - 1, Ct));
+            return material[version - 1];
+        });
     }
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -138,18 +158,16 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
     };
 
     /// <summary>
-    /// v1 published, synced, read; v2 written with compare-and-swap on v1 (the rotation loop's write step), synced, read
-    /// as current with v1 as previous, byte-exact, and seen by the gateway's watch; v3: v1 leaves the Secret.
+    /// v1 published, synced, read; v2 written (<paramref name="writeVersion"/>), not seen before the operator's refresh,
+    /// then synced and read as current with v1 as previous, byte-exact, and reported by the gateway's watch; v3: v1
+    /// leaves the Secret.
     /// </summary>
     private async Task PublishRotateAndReadAsync(
-        IKubernetes admin, string ns, VaultKeyStore vaultStore, ExternalSecrets.SecretStore store, EsoExternalSecret external, KubernetesSecretKeyStore gateway, string gatewayKeyId)
+        IKubernetes admin, string ns, ExternalSecrets.SecretStore store, EsoExternalSecret external, KubernetesSecretKeyStore gateway, string gatewayKeyId, Func<int, Task<byte[]>> writeVersion)
     {
         var eso = new FakeExternalSecretsOperator(_http, admin, serviceAccount => serviceAccount == "external-secrets" ? EsoJwt : "unknown");
-        byte[] k1 = [.. Enumerable.Range(0, 32).Select(i => (byte)(i * 7))];
-        byte[] k2 = [.. Enumerable.Range(0, 32).Select(i => (byte)(255 - i))];
-        byte[] k3 = [0, 0, 0, 43, 47, 61, 255, 1]; // bytes that are '+', '/', '=' in base64 and a NUL
 
-        Assert.Equal(1, await vaultStore.PutAsync("gw/private", k1, expectedVersion: 0, Ct));
+        var k1 = await writeVersion(1);
         var synced = await eso.SyncAsync(external, store, ns, Ct);
         Assert.Equal("cloudvpn.io/key", synced.Type);
         using (var current = await gateway.GetAsync(gatewayKeyId, cancellationToken: Ct))
@@ -159,7 +177,8 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
             Assert.Equal(k1, current.Value.ToArray());
         }
 
-        Assert.Equal(2, await vaultStore.PutAsync("gw/private", k2, expectedVersion: 1, Ct));
+        var k2 = await writeVersion(2);
+        Assert.NotEqual(k1, k2);
 
         // Until the operator refreshes, the gateway still sees version 1 only.
         using (var stale = await gateway.GetAsync(gatewayKeyId, cancellationToken: Ct))
@@ -190,7 +209,7 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
         await watch.CancelAsync();
         await changes.DisposeAsync();
 
-        Assert.Equal(3, await vaultStore.PutAsync("gw/private", k3, expectedVersion: 2, Ct));
+        var k3 = await writeVersion(3);
         await eso.SyncAsync(external, store, ns, Ct);
         using (var current = await gateway.GetAsync(gatewayKeyId, cancellationToken: Ct))
         using (var previous = await gateway.GetAsync(gatewayKeyId, 2, Ct))
