@@ -59,11 +59,12 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
         await admin.RbacAuthorizationV1.CreateNamespacedRoleAsync(KubernetesSecretKeyStoreRbac.RoleForSecrets(roleName, ns, [target.SecretName], readOnly: true), ns, cancellationToken: Ct);
         await BindToGatewayUserAsync(admin, ns, roleName);
         using var gatewayClient = kube.UserClient(GatewayUser);
-        var gateway = new KubernetesSecretKeyStore(gatewayClient, new KubernetesSecretKeyStoreOptions { Namespace = ns, NamePrefix = target.NamePrefix, StoreLabel = target.StoreLabel });
+        var storeOptions = new KubernetesSecretKeyStoreOptions { Namespace = ns, NamePrefix = target.NamePrefix, StoreLabel = target.StoreLabel };
+        var gateway = new KubernetesSecretKeyStore(gatewayClient, storeOptions);
 
         // Published and rotated by the rotation loop's one-shot entry point (what a CronJob runs) over the Vault store.
         var rotation = new KeyRotationLoop(_ => vaultStore, [], new KeyRotationOptions { Keys = { new RotatedKey("gw/private", RotatedKeyKind.PrivateKey) }, Overlap = TimeSpan.Zero });
-        await PublishRotateAndReadAsync(admin, ns, store, external, gateway, target.KeyId, async version =>
+        await PublishRotateAndReadAsync(admin, ns, store, external, gateway, storeOptions, target.KeyId, async version =>
         {
             await rotation.RunOnceAsync(force: version > 1, Ct); // the first run creates the missing key once
             using var written = await vaultStore.GetAsync("gw/private", cancellationToken: Ct);
@@ -105,14 +106,13 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
         await admin.RbacAuthorizationV1.CreateNamespacedRoleAsync(role, ns, cancellationToken: Ct);
         await BindToGatewayUserAsync(admin, ns, role.Metadata.Name);
         using var gatewayClient = kube.UserClient(GatewayUser);
-        var gateway = new KubernetesSecretKeyStore(
-            gatewayClient,
-            new KubernetesSecretKeyStoreOptions
-            {
-                Namespace = ns,
-                NamePrefix = storeSettings["namePrefix"]!.GetValue<string>(),
-                StoreLabel = storeSettings["storeLabel"]!.GetValue<string>(),
-            });
+        var storeOptions = new KubernetesSecretKeyStoreOptions
+        {
+            Namespace = ns,
+            NamePrefix = storeSettings["namePrefix"]!.GetValue<string>(),
+            StoreLabel = storeSettings["storeLabel"]!.GetValue<string>(),
+        };
+        var gateway = new KubernetesSecretKeyStore(gatewayClient, storeOptions);
 
         byte[][] material =
         [
@@ -120,7 +120,7 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
             [.. Enumerable.Range(0, 32).Select(i => (byte)(255 - i))],
             [0, 0, 0, 43, 47, 61, 255, 1], // bytes that are '+', '/', '=' in base64 and a NUL
         ];
-        await PublishRotateAndReadAsync(admin, ns, store, external, gateway, keyId, async version =>
+        await PublishRotateAndReadAsync(admin, ns, store, external, gateway, storeOptions, keyId, async version =>
         {
             // the write step of a rotation: compare-and-swap on the version in force
             Assert.Equal(version, await vaultStore.PutAsync("gw/private", material[version - 1], expectedVersion: version - 1, Ct));
@@ -159,11 +159,11 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
 
     /// <summary>
     /// v1 published, synced, read; v2 written (<paramref name="writeVersion"/>), not seen before the operator's refresh,
-    /// then synced and read as current with v1 as previous, byte-exact, and reported by the gateway's watch; v3: v1
-    /// leaves the Secret.
+    /// then synced and read as current with v1 as previous, byte-exact, and reported by a watch on the store's Secrets;
+    /// v3: v1 leaves the Secret.
     /// </summary>
     private async Task PublishRotateAndReadAsync(
-        IKubernetes admin, string ns, ExternalSecrets.SecretStore store, EsoExternalSecret external, KubernetesSecretKeyStore gateway, string gatewayKeyId, Func<int, Task<byte[]>> writeVersion)
+        IKubernetes admin, string ns, ExternalSecrets.SecretStore store, EsoExternalSecret external, KubernetesSecretKeyStore gateway, KubernetesSecretKeyStoreOptions watcherOptions, string gatewayKeyId, Func<int, Task<byte[]>> writeVersion)
     {
         var eso = new FakeExternalSecretsOperator(_http, admin, serviceAccount => serviceAccount == "external-secrets" ? EsoJwt : "unknown");
 
@@ -186,11 +186,29 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
             Assert.Equal(1, stale!.Version);
         }
 
+        // A watch over the store's label (as a follower watching every key would): a sentinel key written after it
+        // starts proves the watch is past its baseline list, so the operator's write below must show up as a change.
         using var watch = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        watch.CancelAfter(TimeSpan.FromSeconds(30));
-        var changes = gateway.WatchAsync(gatewayKeyId, watch.Token).GetAsyncEnumerator(watch.Token);
-        var next = changes.MoveNextAsync().AsTask();
-        await Task.Delay(TimeSpan.FromMilliseconds(500), Ct); // let the watch list its baseline before the write
+        watch.CancelAfter(TimeSpan.FromSeconds(60));
+        var watcher = new KubernetesSecretKeyStore(admin, watcherOptions);
+        var changes = watcher.WatchAsync(null, watch.Token).GetAsyncEnumerator(watch.Token);
+        var first = changes.MoveNextAsync().AsTask();
+        const string sentinel = "sentinel";
+        await Eventually.HoldsAsync(
+            async () =>
+            {
+                if (!first.IsCompleted)
+                {
+                    await watcher.PutAsync(sentinel, new byte[] { 1 }, cancellationToken: Ct);
+                    await Task.WhenAny(first, Task.Delay(TimeSpan.FromMilliseconds(300), Ct));
+                }
+
+                return first.IsCompleted;
+            },
+            "the watch to report the sentinel key",
+            timeoutMs: 30_000);
+        Assert.True(await first);
+        Assert.Equal(sentinel, changes.Current.Id);
 
         await eso.SyncAsync(external, store, ns, Ct);
 
@@ -204,8 +222,13 @@ public sealed class ExternalSecretsEndToEndTests : IAsyncLifetime
         }
 
         Assert.Equal([1L, 2L], (await gateway.ListVersionsAsync(gatewayKeyId, Ct)).Select(v => v.Version));
-        Assert.True(await next, "the gateway's watch ended without reporting the new version");
-        Assert.Equal(new KeyStoreChange(gatewayKeyId, KeyStoreChangeKind.Written, 2), changes.Current);
+        KeyStoreChange? seen = null;
+        while (seen is null && await changes.MoveNextAsync())
+        {
+            seen = changes.Current.Id == gatewayKeyId ? changes.Current : null; // more sentinel versions may come first
+        }
+
+        Assert.Equal(new KeyStoreChange(gatewayKeyId, KeyStoreChangeKind.Written, 2), seen);
         await watch.CancelAsync();
         await changes.DisposeAsync();
 
