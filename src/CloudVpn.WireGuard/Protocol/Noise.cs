@@ -133,6 +133,25 @@ internal sealed class NoiseHandshake
 
     private Span<byte> RemoteEphemeralState => _state.AsSpan(64, 32);
 
+    /// <summary>
+    /// Copies our ephemeral private key while an initiation of ours awaits its response (to compute the response's
+    /// DH ahead, outside the lock); false otherwise.
+    /// </summary>
+    public bool TryCopyLocalEphemeral(Span<byte> destination)
+    {
+        if (State != HandshakeState.InitiationCreated || !_hasLocalEphemeral)
+        {
+            return false;
+        }
+
+        _localEphemeral.AsSpan().CopyTo(destination);
+        return true;
+    }
+
+    /// <summary>Whether our initiation made with ephemeral private key <paramref name="localEphemeral"/> still awaits its response.</summary>
+    public bool IsAwaitingResponseWith(ReadOnlySpan<byte> localEphemeral) =>
+        State == HandshakeState.InitiationCreated && _hasLocalEphemeral && CryptographicOperations.FixedTimeEquals(_localEphemeral, localEphemeral);
+
     /// <summary>Whether an initiation with ephemeral key <paramref name="remoteEphemeral"/> is the one consumed and not yet answered.</summary>
     public bool IsAwaitingResponseTo(ReadOnlySpan<byte> remoteEphemeral) =>
         State == HandshakeState.InitiationConsumed && CryptographicOperations.FixedTimeEquals(RemoteEphemeralState, remoteEphemeral);

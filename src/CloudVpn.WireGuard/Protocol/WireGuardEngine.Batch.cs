@@ -243,18 +243,18 @@ public sealed partial class WireGuardEngine
 
     private void PrepareOpen(PacketBatch batch, BatchScratch scratch)
     {
-        InitiationWork? initiations = null;
+        HandshakeBurst? initiations = null;
         try
         {
             PrepareOpen(batch, scratch, ref initiations);
         }
         finally
         {
-            FinishInitiationBurst(initiations);
+            FinishHandshakeBurst(initiations);
         }
     }
 
-    private void PrepareOpen(PacketBatch batch, BatchScratch scratch, ref InitiationWork? initiations)
+    private void PrepareOpen(PacketBatch batch, BatchScratch scratch, ref HandshakeBurst? initiations)
     {
         var arena = batch.Arena;
         var now = NowTicks;

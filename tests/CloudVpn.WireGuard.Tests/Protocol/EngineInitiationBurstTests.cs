@@ -38,7 +38,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
         _gatewayKey.Dispose();
     }
 
-    private void AddClients(int count)
+    private void AddClients(int count, bool gatewayKnowsEndpoints = false)
     {
         for (var i = _clients.Count; i < count; i++)
         {
@@ -48,7 +48,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
             var engine = new WireGuardEngine(transport, _time, NullLogger<WireGuardEngine>.Instance) { PrivateKey = key };
             var address = $"10.1.0.{i + 2}";
             engine.SetPeer(new WireGuardPeerConfig { PublicKey = _gateway.PublicKey, Endpoint = GatewayEndpoint, AllowedIps = [IPNetwork.Parse("10.1.0.0/16")] });
-            _gateway.SetPeer(new WireGuardPeerConfig { PublicKey = engine.PublicKey, AllowedIps = [IPNetwork.Parse(address + "/32")] });
+            _gateway.SetPeer(new WireGuardPeerConfig { PublicKey = engine.PublicKey, AllowedIps = [IPNetwork.Parse(address + "/32")], Endpoint = gatewayKnowsEndpoints ? endpoint : null });
             _clients.Add(new Client(engine, transport, endpoint, address));
         }
     }
@@ -155,6 +155,46 @@ public sealed class EngineInitiationBurstTests : IDisposable
         CompleteAndSendData();
         Assert.All(_clients, c => Assert.Equal(1, c.Engine.Counters.HandshakesCompleted));
         Assert.Equal(9, _gatewayTransport.Tun.Count);
+    }
+
+    [Fact]
+    public void Responses_to_the_gateway_s_own_initiations_in_one_batch_are_consumed_in_lanes()
+    {
+        AddClients(12, gatewayKnowsEndpoints: true);
+
+        // the gateway has a packet for every client, so it initiates to each; each client answers
+        foreach (var client in _clients)
+        {
+            _gateway.HandleTunPacket(EnginePair.Ipv4("10.1.255.1", client.Address));
+        }
+
+        var responses = new List<(byte[] Datagram, IPEndPoint Source)>();
+        foreach (var (datagram, destination) in _gatewayTransport.TakeOutbox())
+        {
+            Assert.Equal(MessageFormat.Initiation, datagram[0]);
+            var client = _clients.Single(c => c.Endpoint.Equals(destination));
+            client.Engine.HandleDatagram(datagram, GatewayEndpoint);
+            var answer = client.Transport.TakeOutbox().Single();
+            Assert.Equal(MessageFormat.Response, answer.Datagram[0]);
+            responses.Add((answer.Datagram, client.Endpoint));
+        }
+
+        // a duplicate of one response: its initiation is no longer awaited when it comes up, so it is refused
+        responses.Add(responses[4]);
+        _gateway.HandleDatagramBatch(Batch(responses));
+
+        // ee and se for the 13 responses (26 DH): three full groups of eight in lanes, two by libsodium
+        Assert.Equal(3, _gateway.ResponseLaneGroups);
+        Assert.Equal(12, _gateway.Counters.HandshakesCompleted);
+        Assert.Equal(1, _gateway.Counters.Drops(WireGuardDropReason.HandshakeFailed));
+
+        // the staged packet for each client goes out on its new session and arrives
+        foreach (var (datagram, destination) in _gatewayTransport.TakeOutbox())
+        {
+            _clients.Single(c => c.Endpoint.Equals(destination)).Engine.HandleDatagram(datagram, GatewayEndpoint);
+        }
+
+        Assert.All(_clients, c => Assert.Single(c.Transport.Tun));
     }
 
     [Fact]

@@ -7,27 +7,32 @@ using CloudVpn.WireGuard.Keys;
 namespace CloudVpn.WireGuard.Protocol;
 
 /// <summary>
-/// Handshake initiations, one or a burst at a time. A burst (several initiations in one UDP batch: a gateway after a
-/// restart, a fleet rekeying at once) has its X25519 done together, eight at a time in AVX-512 lanes
-/// (<see cref="DhBatch"/>): first es for every initiation, then, for those accepted, the response's ephemeral public
-/// key, ee and se. A single initiation goes the way it always went: libsodium, one lock from consume to response.
+/// Handshake messages, one or a burst at a time. A burst (several initiations or responses in one UDP batch: a
+/// gateway after a restart, a fleet rekeying at once) has its X25519 done together, eight at a time in AVX-512 lanes
+/// (<see cref="DhBatch"/>). Initiations: first es for every one, then, for those accepted, the response's ephemeral
+/// public key, ee and se. Responses: ee and se for every one. A single message goes the way it always went:
+/// libsodium, one lock from consume to session.
 /// </summary>
 public sealed partial class WireGuardEngine
 {
-    /// <summary>Initiations handled together at most (a UDP batch holds up to 64 datagrams).</summary>
-    internal const int InitiationBurst = 64;
+    /// <summary>Handshake messages of each kind handled together at most (a UDP batch holds up to 64 datagrams).</summary>
+    internal const int BurstLength = 64;
 
     [ThreadStatic]
-    private static InitiationWork? t_initiations;
+    private static HandshakeBurst? t_burst;
 
     private long _initiationLaneGroups;
+    private long _responseLaneGroups;
 
     /// <summary>Eight-lane X25519 groups run for initiation bursts so far (for tests and the bench).</summary>
     internal long InitiationLaneGroups => Interlocked.Read(ref _initiationLaneGroups);
 
+    /// <summary>Eight-lane X25519 groups run for response bursts so far.</summary>
+    internal long ResponseLaneGroups => Interlocked.Read(ref _responseLaneGroups);
+
     private void HandleInitiation(ReadOnlySpan<byte> message, IPEndPoint source)
     {
-        var work = RentInitiationWork();
+        var work = RentBurst();
         try
         {
             if (QueueInitiation(work, message, source))
@@ -37,18 +42,35 @@ public sealed partial class WireGuardEngine
         }
         finally
         {
-            ReturnInitiationWork(work);
+            ReturnBurst(work);
+        }
+    }
+
+    private void HandleResponse(ReadOnlySpan<byte> message, IPEndPoint source)
+    {
+        var work = RentBurst();
+        try
+        {
+            if (QueueResponse(work, message, source))
+            {
+                ProcessResponses(work);
+            }
+        }
+        finally
+        {
+            ReturnBurst(work);
         }
     }
 
     /// <summary>
-    /// A UDP batch's datagram that is not transport data: an initiation joins the batch's burst (handled after the
-    /// batch's loop by <see cref="FinishInitiationBurst"/>), anything else is handled now, in order.
+    /// A UDP batch's datagram that is not transport data: an initiation or a response joins the batch's burst (handled
+    /// after the batch's loop by <see cref="FinishHandshakeBurst"/>), anything else is handled now, in order.
     /// </summary>
-    private void HandleHandshakeInBatch(ReadOnlySpan<byte> datagram, SocketAddress source, ref InitiationWork? burst)
+    private void HandleHandshakeInBatch(ReadOnlySpan<byte> datagram, SocketAddress source, ref HandshakeBurst? burst)
     {
-        if (datagram.Length != MessageFormat.InitiationLength || datagram[0] != MessageFormat.Initiation ||
-            datagram[1] != 0 || datagram[2] != 0 || datagram[3] != 0)
+        var initiation = datagram.Length == MessageFormat.InitiationLength && datagram[0] == MessageFormat.Initiation;
+        var response = datagram.Length == MessageFormat.ResponseLength && datagram[0] == MessageFormat.Response;
+        if (!(initiation || response) || datagram[1] != 0 || datagram[2] != 0 || datagram[3] != 0)
         {
             HandleDatagramCore(datagram, null, source);
             return;
@@ -56,14 +78,15 @@ public sealed partial class WireGuardEngine
 
         try
         {
-            burst ??= RentInitiationWork();
+            burst ??= RentBurst();
             if (burst.IsFull)
             {
+                ProcessResponses(burst);
                 ProcessInitiations(burst);
                 burst.Reset();
             }
 
-            QueueInitiation(burst, datagram, ToEndPoint(source));
+            _ = initiation ? QueueInitiation(burst, datagram, ToEndPoint(source)) : QueueResponse(burst, datagram, ToEndPoint(source));
         }
 #pragma warning disable CA1031 // the receive path never throws: the contract of HandleDatagram
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -74,8 +97,8 @@ public sealed partial class WireGuardEngine
         }
     }
 
-    /// <summary>Handles the initiations a UDP batch queued, together.</summary>
-    private void FinishInitiationBurst(InitiationWork? burst)
+    /// <summary>Handles the responses, then the initiations a UDP batch queued, each kind together.</summary>
+    private void FinishHandshakeBurst(HandshakeBurst? burst)
     {
         if (burst is null)
         {
@@ -84,10 +107,8 @@ public sealed partial class WireGuardEngine
 
         try
         {
-            if (burst.Count > 0)
-            {
-                ProcessInitiations(burst);
-            }
+            ProcessResponses(burst);
+            ProcessInitiations(burst);
         }
 #pragma warning disable CA1031 // the receive path never throws: the contract of HandleDatagram
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -98,31 +119,31 @@ public sealed partial class WireGuardEngine
         }
         finally
         {
-            ReturnInitiationWork(burst);
+            ReturnBurst(burst);
         }
     }
 
     /// <summary>A per-thread work area, or a new one when this thread is already inside one (a transport that loops back).</summary>
-    private static InitiationWork RentInitiationWork()
+    private static HandshakeBurst RentBurst()
     {
-        var work = t_initiations ??= new InitiationWork();
+        var work = t_burst ??= new HandshakeBurst();
         if (work.InUse)
         {
-            work = new InitiationWork();
+            work = new HandshakeBurst();
         }
 
         work.InUse = true;
         return work;
     }
 
-    private static void ReturnInitiationWork(InitiationWork work)
+    private static void ReturnBurst(HandshakeBurst work)
     {
         work.Reset();
         work.InUse = false;
     }
 
     /// <summary>Checks the gate (mac1; under load mac2 and the rate limit) and queues the initiation; false when dropped.</summary>
-    private bool QueueInitiation(InitiationWork work, ReadOnlySpan<byte> message, IPEndPoint source)
+    private bool QueueInitiation(HandshakeBurst work, ReadOnlySpan<byte> message, IPEndPoint source)
     {
         var identities = Volatile.Read(ref _identities);
         if (identities?.Current is null)
@@ -142,10 +163,16 @@ public sealed partial class WireGuardEngine
         return true;
     }
 
-    private void ProcessInitiations(InitiationWork work)
+    private void ProcessInitiations(HandshakeBurst work)
     {
+        if (work.Count == 0)
+        {
+            return;
+        }
+
         // es = DH(S_responder, E_initiator) for every queued initiation, together
         var dh = work.Dh;
+        dh.Clear();
         for (var i = 0; i < work.Count; i++)
         {
             work.EsItem[i] = dh.Add(work.Identities[i]!.PrivateKey, work.Message(i).Slice(MessageFormat.InitiationEphemeral, 32));
@@ -211,7 +238,7 @@ public sealed partial class WireGuardEngine
     /// lock; the single-initiation path also responds within that lock. Returns the peer when a (deferred) response
     /// is due, else null.
     /// </summary>
-    private WireGuardPeer? ConsumeInitiation(InitiationWork work, int i, bool deferResponse)
+    private WireGuardPeer? ConsumeInitiation(HandshakeBurst work, int i, bool deferResponse)
     {
         Span<byte> response = stackalloc byte[MessageFormat.ResponseLength];
         Span<byte> keys = stackalloc byte[64];
@@ -225,7 +252,7 @@ public sealed partial class WireGuardEngine
         }
     }
 
-    private WireGuardPeer? ConsumeInitiation(InitiationWork work, int i, bool deferResponse, Span<byte> response, Span<byte> keys)
+    private WireGuardPeer? ConsumeInitiation(HandshakeBurst work, int i, bool deferResponse, Span<byte> response, Span<byte> keys)
     {
         Keypair keypair;
         var message = work.Message(i);
@@ -288,7 +315,7 @@ public sealed partial class WireGuardEngine
     }
 
     /// <summary>A deferred response: the DH were computed ahead, in lanes with the other initiations'.</summary>
-    private void Respond(InitiationWork work, int i, WireGuardPeer peer, PrecomputedDh precomputed)
+    private void Respond(HandshakeBurst work, int i, WireGuardPeer peer, PrecomputedDh precomputed)
     {
         Span<byte> response = stackalloc byte[MessageFormat.ResponseLength];
         Span<byte> keys = stackalloc byte[64];
@@ -320,7 +347,7 @@ public sealed partial class WireGuardEngine
     }
 
     /// <summary>Under the peer's handshake lock: creates the response, derives and installs the session's keypair.</summary>
-    private bool CreateResponseLocked(InitiationWork work, int i, WireGuardPeer peer, PrecomputedDh precomputed, Span<byte> response, Span<byte> keys, out Keypair keypair)
+    private bool CreateResponseLocked(HandshakeBurst work, int i, WireGuardPeer peer, PrecomputedDh precomputed, Span<byte> response, Span<byte> keys, out Keypair keypair)
     {
         var now = work.Now[i];
         var index = AllocateIndex(peer);
@@ -342,7 +369,7 @@ public sealed partial class WireGuardEngine
     }
 
     /// <summary>After the lock: the peer's endpoint, timers and new session, then the response on the wire.</summary>
-    private void SendResponse(InitiationWork work, int i, WireGuardPeer peer, Keypair keypair, ReadOnlySpan<byte> response)
+    private void SendResponse(HandshakeBurst work, int i, WireGuardPeer peer, Keypair keypair, ReadOnlySpan<byte> response)
     {
         var identity = work.Identities[i]!;
         var now = work.Now[i];
@@ -368,37 +395,184 @@ public sealed partial class WireGuardEngine
         peer.TimerAnyAuthenticatedPacketSent();
     }
 
-    /// <summary>The queued initiations of one burst and their scratch (pinned; secrets zeroed by <see cref="Reset"/>).</summary>
-    private sealed class InitiationWork
+    /// <summary>Checks the gate and that the response names one of our pending initiations, and queues it; false when dropped.</summary>
+    private bool QueueResponse(HandshakeBurst work, ReadOnlySpan<byte> message, IPEndPoint source)
+    {
+        var identities = Volatile.Read(ref _identities);
+        if (identities?.Current is not { } identity)
+        {
+            Counters.Drop(WireGuardDropReason.NoPrivateKey);
+            return false;
+        }
+
+        // our initiations are made under the key in force, and so the response is consumed under it
+        var now = NowTicks;
+        var sender = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.ResponseSender..]);
+        if (PassesHandshakeGate(message, source, identities, sender, now) is null)
+        {
+            return false;
+        }
+
+        var receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageFormat.ResponseReceiver..]);
+        if (!_indices.TryGetValue(receiver, out var target) || target is not WireGuardPeer peer)
+        {
+            Counters.Drop(WireGuardDropReason.UnknownReceiverIndex);
+            return false;
+        }
+
+        work.Responses.Add(message, source, identity, peer, receiver, now);
+        return true;
+    }
+
+    private void ProcessResponses(HandshakeBurst work)
+    {
+        var responses = work.Responses;
+        if (responses.Count == 0)
+        {
+            return;
+        }
+
+        if (responses.Count == 1)
+        {
+            // one response: consumed within one lock, its DH computed there
+            ConsumeResponse(work, 0, precomputed: false);
+            return;
+        }
+
+        // ee = DH(e, E_responder) and se = DH(S, E_responder) for every response still awaited, together
+        var dh = work.Dh;
+        dh.Clear();
+        for (var i = 0; i < responses.Count; i++)
+        {
+            var peer = responses.Peers[i]!;
+            bool awaited;
+            lock (peer.HandshakeLock)
+            {
+                awaited = !peer.IsRemoved && peer.Handshake.LocalIndex == responses.Receivers[i] && peer.Handshake.TryCopyLocalEphemeral(responses.LocalEphemeral(i));
+            }
+
+            if (!awaited)
+            {
+                Counters.Drop(WireGuardDropReason.HandshakeFailed);
+                responses.Peers[i] = null;
+                continue;
+            }
+
+            var ephemeral = responses.Message(i).Slice(MessageFormat.ResponseEphemeral, 32);
+            responses.EeItem[i] = dh.Add(responses.LocalEphemeral(i), ephemeral);
+            responses.SeItem[i] = dh.Add(responses.Identities[i]!.PrivateKey, ephemeral);
+        }
+
+        if (dh.Count == 0)
+        {
+            return;
+        }
+
+        dh.Run();
+        Interlocked.Add(ref _responseLaneGroups, dh.LaneGroupsRun);
+        for (var i = 0; i < responses.Count; i++)
+        {
+            if (responses.Peers[i] is not null)
+            {
+                ConsumeResponse(work, i, precomputed: true);
+            }
+        }
+    }
+
+    /// <summary>Consumes response i under its peer's lock (with its DH from the burst when <paramref name="precomputed"/>), then starts the session.</summary>
+    private void ConsumeResponse(HandshakeBurst work, int i, bool precomputed)
+    {
+        var responses = work.Responses;
+        var peer = responses.Peers[i]!;
+        var identity = responses.Identities[i]!;
+        var receiver = responses.Receivers[i];
+        var now = responses.Now[i];
+        var message = responses.Message(i);
+        Span<byte> keys = stackalloc byte[64];
+        Keypair keypair;
+        try
+        {
+            lock (peer.HandshakeLock)
+            {
+                // with the DH computed ahead, the initiation they belong to must still be the one awaiting a response
+                var consumed = !peer.IsRemoved && peer.Handshake.LocalIndex == receiver &&
+                    (precomputed
+                        ? peer.Handshake.IsAwaitingResponseWith(responses.LocalEphemeral(i)) &&
+                          peer.Handshake.ConsumeResponse(message, identity, precomputed: true, work.Dh.Result(responses.EeItem[i]), work.Dh.Result(responses.SeItem[i]))
+                        : peer.Handshake.ConsumeResponse(message, identity));
+                if (!consumed)
+                {
+                    Counters.Drop(WireGuardDropReason.HandshakeFailed);
+                    return;
+                }
+
+                var remoteIndex = peer.Handshake.RemoteIndex;
+                peer.Handshake.DeriveTransportKeys(initiator: true, keys[..32], keys[32..]);
+                keypair = new Keypair(peer, keys[..32], keys[32..], initiator: true, receiver, remoteIndex, now, identity);
+                _indices[receiver] = keypair;
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(keys);
+        }
+
+        Counters.ResponseReceived();
+        Counters.HandshakeCompleted();
+        peer.AddRx(message.Length);
+        peer.SetEndpoint(responses.Sources[i]!);
+        peer.TimerAnyAuthenticatedPacketTraversal(now);
+        peer.TimerAnyAuthenticatedPacketReceived();
+        peer.MarkHandshakeComplete(Time.GetUtcNow());
+        peer.BeginSession(keypair);
+        peer.TimerSessionDerived(now);
+        LogSessionDerived(peer.PublicKey, "initiator");
+
+        // the initiator confirms the session at once: queued packets, or else a keepalive
+        if (peer.HasStagedPackets)
+        {
+            SendStaged(peer);
+        }
+        else if (TrySendWithCurrent(peer, []))
+        {
+            Counters.KeepaliveSent();
+        }
+    }
+
+    /// <summary>The queued initiations and responses of one burst and their scratch (pinned; secrets zeroed by <see cref="Reset"/>).</summary>
+    private sealed class HandshakeBurst
     {
         private const int BegunLength = 4 * 32; // hash, chain key, remote static, remote ephemeral
-        private readonly byte[] _messages = GC.AllocateArray<byte>(InitiationBurst * MessageFormat.InitiationLength, pinned: true);
-        private readonly byte[] _begun = GC.AllocateArray<byte>(InitiationBurst * BegunLength, pinned: true);
-        private readonly byte[] _ephemerals = GC.AllocateArray<byte>(InitiationBurst * 32, pinned: true);
+        private readonly byte[] _messages = GC.AllocateArray<byte>(BurstLength * MessageFormat.InitiationLength, pinned: true);
+        private readonly byte[] _begun = GC.AllocateArray<byte>(BurstLength * BegunLength, pinned: true);
+        private readonly byte[] _ephemerals = GC.AllocateArray<byte>(BurstLength * 32, pinned: true);
 
-        public DhBatch Dh { get; } = new(3 * InitiationBurst);
+        public DhBatch Dh { get; } = new(3 * BurstLength);
 
         public int Count { get; private set; }
 
         public bool InUse { get; set; }
 
-        public bool IsFull => Count == InitiationBurst;
+        public bool IsFull => Count == BurstLength || Responses.Count == BurstLength;
 
-        public IPEndPoint?[] Sources { get; } = new IPEndPoint?[InitiationBurst];
+        /// <summary>The queued responses.</summary>
+        public ResponseQueue Responses { get; } = new();
 
-        public StaticIdentity?[] Identities { get; } = new StaticIdentity?[InitiationBurst];
+        public IPEndPoint?[] Sources { get; } = new IPEndPoint?[BurstLength];
 
-        public WireGuardPeer?[] Peers { get; } = new WireGuardPeer?[InitiationBurst];
+        public StaticIdentity?[] Identities { get; } = new StaticIdentity?[BurstLength];
 
-        public long[] Now { get; } = new long[InitiationBurst];
+        public WireGuardPeer?[] Peers { get; } = new WireGuardPeer?[BurstLength];
 
-        public int[] EsItem { get; } = new int[InitiationBurst];
+        public long[] Now { get; } = new long[BurstLength];
 
-        public int[] BaseItem { get; } = new int[InitiationBurst];
+        public int[] EsItem { get; } = new int[BurstLength];
 
-        public int[] EeItem { get; } = new int[InitiationBurst];
+        public int[] BaseItem { get; } = new int[BurstLength];
 
-        public int[] SeItem { get; } = new int[InitiationBurst];
+        public int[] EeItem { get; } = new int[BurstLength];
+
+        public int[] SeItem { get; } = new int[BurstLength];
 
         public void Add(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, long now)
         {
@@ -428,6 +602,55 @@ public sealed partial class WireGuardEngine
             Array.Clear(Identities, 0, Count);
             Array.Clear(Peers, 0, Count);
             Dh.Clear();
+            Count = 0;
+            Responses.Reset();
+        }
+    }
+
+    /// <summary>Responses to our initiations, queued, with what their DH need.</summary>
+    private sealed class ResponseQueue
+    {
+        private readonly byte[] _messages = GC.AllocateArray<byte>(BurstLength * MessageFormat.ResponseLength, pinned: true);
+        private readonly byte[] _ephemerals = GC.AllocateArray<byte>(BurstLength * 32, pinned: true);
+
+        public int Count { get; private set; }
+
+        public IPEndPoint?[] Sources { get; } = new IPEndPoint?[BurstLength];
+
+        public StaticIdentity?[] Identities { get; } = new StaticIdentity?[BurstLength];
+
+        public WireGuardPeer?[] Peers { get; } = new WireGuardPeer?[BurstLength];
+
+        public uint[] Receivers { get; } = new uint[BurstLength];
+
+        public long[] Now { get; } = new long[BurstLength];
+
+        public int[] EeItem { get; } = new int[BurstLength];
+
+        public int[] SeItem { get; } = new int[BurstLength];
+
+        public void Add(ReadOnlySpan<byte> message, IPEndPoint source, StaticIdentity identity, WireGuardPeer peer, uint receiver, long now)
+        {
+            message.CopyTo(_messages.AsSpan(Count * MessageFormat.ResponseLength, MessageFormat.ResponseLength));
+            Sources[Count] = source;
+            Identities[Count] = identity;
+            Peers[Count] = peer;
+            Receivers[Count] = receiver;
+            Now[Count] = now;
+            Count++;
+        }
+
+        public ReadOnlySpan<byte> Message(int i) => _messages.AsSpan(i * MessageFormat.ResponseLength, MessageFormat.ResponseLength);
+
+        /// <summary>A copy of our ephemeral private key of the initiation response i answers.</summary>
+        public Span<byte> LocalEphemeral(int i) => _ephemerals.AsSpan(i * 32, 32);
+
+        public void Reset()
+        {
+            CryptographicOperations.ZeroMemory(_ephemerals.AsSpan(0, Count * 32));
+            Array.Clear(Sources, 0, Count);
+            Array.Clear(Identities, 0, Count);
+            Array.Clear(Peers, 0, Count);
             Count = 0;
         }
     }
