@@ -25,6 +25,67 @@ internal static partial class ScaleRun
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "clock_gettime")]
     private static partial int ClockGetTime(int clock, out TimeSpec value);
 
+    /// <summary>Thread CPU nanoseconds of one variable-base and one fixed-base X25519, each the mean of 2000.</summary>
+    private static (double VariableBase, double FixedBase) MeasureX25519()
+    {
+        Span<byte> scalar = stackalloc byte[32];
+        Span<byte> point = stackalloc byte[32];
+        Span<byte> output = stackalloc byte[32];
+        Curve25519.GenerateEphemeral(scalar, point);
+        const int Rounds = 2000;
+        for (var i = 0; i < 200; i++)
+        {
+            Curve25519.SharedSecret(output, scalar, point);
+            Curve25519.DerivePublic(output, scalar);
+        }
+
+        var t0 = ThreadCpuNanoseconds();
+        for (var i = 0; i < Rounds; i++)
+        {
+            Curve25519.SharedSecret(output, scalar, point);
+        }
+
+        var t1 = ThreadCpuNanoseconds();
+        for (var i = 0; i < Rounds; i++)
+        {
+            Curve25519.DerivePublic(output, scalar);
+        }
+
+        var t2 = ThreadCpuNanoseconds();
+        CryptographicOperations.ZeroMemory(scalar);
+        return ((t1 - t0) / (double)Rounds, (t2 - t1) / (double)Rounds);
+    }
+
+    /// <summary>Thread CPU nanoseconds per X25519 in full eight-lane batches (the mean over 250 batches).</summary>
+    private static double MeasureX25519Batch()
+    {
+        var scalars = RandomNumberGenerator.GetBytes(Curve25519Batch.Lanes * 32);
+        var points = new byte[Curve25519Batch.Lanes * 32];
+        var outputs = new byte[Curve25519Batch.Lanes * 32];
+        for (var i = 0; i < Curve25519Batch.Lanes; i++)
+        {
+            Curve25519.DerivePublic(points.AsSpan(i * 32, 32), scalars.AsSpan(i * 32, 32));
+        }
+
+        const int Rounds = 250;
+        var warmUp = Stopwatch.StartNew();
+        while (warmUp.ElapsedMilliseconds < 1000)
+        {
+            // long enough for the tiered JIT to replace the first, unoptimized code
+            Curve25519Batch.ScalarMult(scalars, points, outputs, Curve25519Batch.Lanes);
+        }
+
+        var t0 = ThreadCpuNanoseconds();
+        for (var i = 0; i < Rounds; i++)
+        {
+            Curve25519Batch.ScalarMult(scalars, points, outputs, Curve25519Batch.Lanes);
+        }
+
+        var t1 = ThreadCpuNanoseconds();
+        CryptographicOperations.ZeroMemory(scalars);
+        return (t1 - t0) / (double)Rounds / Curve25519Batch.Lanes;
+    }
+
     private static long ThreadCpuNanoseconds() => ClockGetTime(ClockThreadCpuTime, out var t) == 0 ? (t.Seconds * 1_000_000_000L) + t.Nanoseconds : throw new InvalidOperationException("clock_gettime failed");
 
     public static async Task<int> RunAsync(string[] args)
@@ -180,6 +241,45 @@ internal static partial class ScaleRun
         handshake.Cleanup();
         Console.WriteLine($"scale: handshakes (both sides, one thread): {count / wall.Elapsed.TotalSeconds:F0} per wall-clock second, {count * 1e9 / cpuTotal:F0} per CPU second ({cpuTotal / 1000.0 / count:F0} us of thread CPU each)");
         Console.WriteLine($"scale: responder half only (consume initiation, respond, derive keys: a gateway's share): {count * 1e9 / cpuResponder:F0} per CPU second ({cpuResponder / 1000.0 / count:F0} us of thread CPU each)");
+
+        // --- the same, eight handshakes at a time with their X25519 in AVX-512 lanes
+        var batched = new BatchedHandshakeBenchmark();
+        batched.Setup();
+        var warm = Stopwatch.StartNew();
+        while (warm.ElapsedMilliseconds < 1000)
+        {
+            batched.Handshake(); // warm up (tiered JIT)
+        }
+
+        var batchedCount = 0;
+        long batchedCpu = 0, batchedResponder = 0;
+        wall.Restart();
+        while (wall.ElapsedMilliseconds < 3000)
+        {
+            var t0 = ThreadCpuNanoseconds();
+            batched.Initiate();
+            var t1 = ThreadCpuNanoseconds();
+            batched.Respond();
+            var t2 = ThreadCpuNanoseconds();
+            batched.Complete();
+            var t3 = ThreadCpuNanoseconds();
+            batchedCpu += t3 - t0;
+            batchedResponder += t2 - t1;
+            batchedCount += BatchedHandshakeBenchmark.Handshakes;
+        }
+
+        wall.Stop();
+        batched.Cleanup();
+        Console.WriteLine($"scale: handshakes eight at a time, X25519 in AVX-512 lanes (both sides, one thread): {batchedCount / wall.Elapsed.TotalSeconds:F0} per wall-clock second, {batchedCount * 1e9 / batchedCpu:F0} per CPU second ({batchedCpu / 1000.0 / batchedCount:F0} us of thread CPU each)");
+        Console.WriteLine($"scale: responder half, eight at a time: {batchedCount * 1e9 / batchedResponder:F0} per CPU second ({batchedResponder / 1000.0 / batchedCount:F0} us of thread CPU each)");
+
+        // --- the floor under those figures: a complete handshake does six variable-base X25519 (es, ee, se on each
+        // side; the static-static secret is computed once per peer) and two fixed-base ones (the ephemeral keys)
+        var (variableBase, fixedBase) = MeasureX25519();
+        var floor = (6 * variableBase) + (2 * fixedBase);
+        var batchLane = MeasureX25519Batch();
+        Console.WriteLine($"scale: X25519 in eight-lane batches (AVX-512 {(Curve25519Batch.IsAccelerated ? "yes" : "no: libsodium per item")}): {batchLane / 1000.0:F1} us of thread CPU per scalar multiplication");
+        Console.WriteLine($"scale: X25519 (libsodium): variable-base {variableBase / 1000.0:F1} us, fixed-base {fixedBase / 1000.0:F1} us of thread CPU; a complete handshake's 6 + 2 take {floor / 1000.0:F0} us, so at most {1e9 / floor:F0} handshakes per CPU second with everything else free; the rest measured above: {(cpuTotal / (double)count - floor) / 1000.0:F0} us");
 
         // --- the data path allocation counter, read from this thread while a worker encrypts and decrypts
         using (var pair = new ConnectedPair())

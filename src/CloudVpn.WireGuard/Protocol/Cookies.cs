@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
-using Org.BouncyCastle.Crypto.Digests;
 
 namespace CloudVpn.WireGuard.Protocol;
 
@@ -33,16 +32,16 @@ internal sealed class CookieChecker : IDisposable
     private readonly byte[] _cookieKey = new byte[32];
     private readonly byte[] _secret = GC.AllocateArray<byte>(32, pinned: true);
     private readonly Lock _secretLock = new();
-    private readonly ThreadLocal<Blake2sDigest> _mac1Digests;
+    private readonly Blake2sState _mac1Keyed;
     private long _secretBirth = long.MinValue;
 
     public CookieChecker(ReadOnlySpan<byte> localPublicKey)
     {
         CookieKeys.Derive(localPublicKey, _mac1Key, _cookieKey);
 
-        // mac1 is checked on every handshake message before anything else, garbage included: one keyed digest
-        // per thread (BLAKE2s keeps its key across resets) so that check allocates nothing
-        _mac1Digests = new ThreadLocal<Blake2sDigest>(() => new Blake2sDigest(_mac1Key, Blake2s.MacLength, null, null));
+        // mac1 is checked on every handshake message before anything else, garbage included: the keyed state is
+        // built once and copied per check (a value type, so no allocation and no sharing between threads)
+        _mac1Keyed = new Blake2sState(Blake2s.MacLength, _mac1Key);
     }
 
     /// <summary>mac1 over the message up to mac1 (fixed-time compare).</summary>
@@ -50,17 +49,15 @@ internal sealed class CookieChecker : IDisposable
     {
         var mac1Offset = message.Length - (2 * Blake2s.MacLength);
         Span<byte> expected = stackalloc byte[Blake2s.MacLength];
-        var digest = _mac1Digests.Value!;
-        digest.Reset();
-        digest.BlockUpdate(message[..mac1Offset]);
-        digest.DoFinal(expected);
+        var state = _mac1Keyed;
+        state.Update(message[..mac1Offset]);
+        state.Final(expected);
         return CryptographicOperations.FixedTimeEquals(expected, message.Slice(mac1Offset, Blake2s.MacLength));
     }
 
     public void Dispose()
     {
         CryptographicOperations.ZeroMemory(_secret);
-        _mac1Digests.Dispose();
     }
 
     /// <summary>mac2 = MAC(cookie for <paramref name="source"/>, message up to mac2).</summary>

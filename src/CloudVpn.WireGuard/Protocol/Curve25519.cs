@@ -26,10 +26,16 @@ internal static class Curve25519
     /// <summary>A new ephemeral key pair: a random clamped private key and its public key.</summary>
     public static void GenerateEphemeral(Span<byte> privateKey, Span<byte> publicKey)
     {
+        NewPrivateKey(privateKey);
+        Sodium.ScalarMultBase(publicKey[..KeyLength], privateKey[..KeyLength]);
+    }
+
+    /// <summary>A random clamped private key (its public key is computed elsewhere, e.g. in a <see cref="DhBatch"/>).</summary>
+    public static void NewPrivateKey(Span<byte> privateKey)
+    {
         RandomNumberGenerator.Fill(privateKey[..KeyLength]);
         privateKey[0] &= 248;
         privateKey[31] = (byte)((privateKey[31] & 127) | 64);
-        Sodium.ScalarMultBase(publicKey[..KeyLength], privateKey[..KeyLength]);
     }
 
     /// <summary>The public key of a private key.</summary>

@@ -63,6 +63,23 @@ internal enum HandshakeState
 }
 
 /// <summary>What the responder learns from an initiation before it knows (and locks) the peer.</summary>
+/// <summary>
+/// DH results computed ahead, in a batch with other handshakes' (<see cref="DhBatch"/>): a fresh ephemeral key pair
+/// and the secrets that ephemeral key gives. Default (empty) means "compute them here".
+/// For an initiation, <see cref="First"/> is es = DH(e, S_responder); for a response, <see cref="First"/> is
+/// ee = DH(e, E_initiator) and <see cref="Second"/> se = DH(e, S_initiator). An empty secret where one is expected
+/// means the DH gave zero (a low-order point) and the handshake fails, as when computed here.
+/// </summary>
+internal ref struct PrecomputedDh
+{
+    public ReadOnlySpan<byte> EphemeralPrivate;
+    public ReadOnlySpan<byte> EphemeralPublic;
+    public ReadOnlySpan<byte> First;
+    public ReadOnlySpan<byte> Second;
+
+    public readonly bool IsEmpty => EphemeralPrivate.IsEmpty;
+}
+
 internal ref struct ConsumedInitiation
 {
     public Span<byte> Hash;
@@ -115,6 +132,29 @@ internal sealed class NoiseHandshake
     private Span<byte> ChainKeyState => _state.AsSpan(32, 32);
 
     private Span<byte> RemoteEphemeralState => _state.AsSpan(64, 32);
+
+    /// <summary>
+    /// Copies our ephemeral private key while an initiation of ours awaits its response (to compute the response's
+    /// DH ahead, outside the lock); false otherwise.
+    /// </summary>
+    public bool TryCopyLocalEphemeral(Span<byte> destination)
+    {
+        if (State != HandshakeState.InitiationCreated || !_hasLocalEphemeral)
+        {
+            return false;
+        }
+
+        _localEphemeral.AsSpan().CopyTo(destination);
+        return true;
+    }
+
+    /// <summary>Whether our initiation made with ephemeral private key <paramref name="localEphemeral"/> still awaits its response.</summary>
+    public bool IsAwaitingResponseWith(ReadOnlySpan<byte> localEphemeral) =>
+        State == HandshakeState.InitiationCreated && _hasLocalEphemeral && CryptographicOperations.FixedTimeEquals(_localEphemeral, localEphemeral);
+
+    /// <summary>Whether an initiation with ephemeral key <paramref name="remoteEphemeral"/> is the one consumed and not yet answered.</summary>
+    public bool IsAwaitingResponseTo(ReadOnlySpan<byte> remoteEphemeral) =>
+        State == HandshakeState.InitiationConsumed && CryptographicOperations.FixedTimeEquals(RemoteEphemeralState, remoteEphemeral);
 
     private Span<byte> InitialHashState => _state.AsSpan(96, 32);
 
@@ -212,7 +252,11 @@ internal sealed class NoiseHandshake
     }
 
     /// <summary>Writes an initiation (without macs) to <paramref name="message"/> (148 bytes).</summary>
-    public bool CreateInitiation(Span<byte> message, StaticIdentity identity, uint localIndex, DateTimeOffset now)
+    public bool CreateInitiation(Span<byte> message, StaticIdentity identity, uint localIndex, DateTimeOffset now) =>
+        CreateInitiation(message, identity, localIndex, now, default);
+
+    /// <summary>Writes an initiation with the ephemeral key and es from <paramref name="precomputed"/> (see <see cref="PrecomputedDh"/>).</summary>
+    public bool CreateInitiation(Span<byte> message, StaticIdentity identity, uint localIndex, DateTimeOffset now, PrecomputedDh precomputed)
     {
         if (!HasValidStaticStatic())
         {
@@ -227,7 +271,7 @@ internal sealed class NoiseHandshake
             NoiseConstants.InitialChainKey.CopyTo(ChainKeyState);
             InitialHashState.CopyTo(HashState);
             var ephemeralPublic = message.Slice(MessageFormat.InitiationEphemeral, 32);
-            NewLocalEphemeral(ephemeralPublic);
+            NewLocalEphemeral(ephemeralPublic, precomputed);
 
             MessageFormat.WriteType(message, MessageFormat.Initiation);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.InitiationSender..], localIndex);
@@ -235,7 +279,7 @@ internal sealed class NoiseHandshake
             Blake2s.Kdf(ChainKeyState, ephemeralPublic, ChainKeyState);
             MixHash(ephemeralPublic);
 
-            if (!Curve25519.SharedSecret(secret, _localEphemeral, RemoteStaticState))
+            if (!SharedSecret(secret, precomputed, precomputed.First, _localEphemeral, RemoteStaticState))
             {
                 return false;
             }
@@ -266,7 +310,14 @@ internal sealed class NoiseHandshake
     /// First half of consuming an initiation, before the peer is known: decrypts the initiator's static key. The
     /// output spans (32 bytes each) are the caller's.
     /// </summary>
-    public static bool BeginConsumeInitiation(ReadOnlySpan<byte> message, StaticIdentity identity, ref ConsumedInitiation result)
+    public static bool BeginConsumeInitiation(ReadOnlySpan<byte> message, StaticIdentity identity, ref ConsumedInitiation result) =>
+        BeginConsumeInitiation(message, identity, ref result, precomputed: false, []);
+
+    /// <summary>
+    /// <see cref="BeginConsumeInitiation(ReadOnlySpan{byte}, StaticIdentity, ref ConsumedInitiation)"/> with es =
+    /// DH(S_responder, E_initiator) computed ahead when <paramref name="precomputed"/> (empty: it was zero).
+    /// </summary>
+    public static bool BeginConsumeInitiation(ReadOnlySpan<byte> message, StaticIdentity identity, ref ConsumedInitiation result, bool precomputed, ReadOnlySpan<byte> es)
     {
         Span<byte> key = stackalloc byte[32];
         Span<byte> secret = stackalloc byte[32];
@@ -280,12 +331,12 @@ internal sealed class NoiseHandshake
 
             Blake2s.Kdf(result.ChainKey, ephemeral, result.ChainKey);
             Blake2s.Hash(result.Hash, result.Hash, ephemeral);
-            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
+            if (precomputed ? es.IsEmpty : !Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
             {
                 return false;
             }
 
-            Blake2s.Kdf(result.ChainKey, secret, result.ChainKey, key);
+            Blake2s.Kdf(result.ChainKey, precomputed ? es : secret, result.ChainKey, key);
             var encryptedStatic = message.Slice(MessageFormat.InitiationStatic, MessageFormat.InitiationStaticLength);
             if (!Aead.Open(key, 0, encryptedStatic, result.Hash, result.RemoteStatic))
             {
@@ -347,7 +398,10 @@ internal sealed class NoiseHandshake
     }
 
     /// <summary>Writes a response (without macs) to <paramref name="message"/> (92 bytes) after an initiation was consumed.</summary>
-    public bool CreateResponse(Span<byte> message, uint localIndex)
+    public bool CreateResponse(Span<byte> message, uint localIndex) => CreateResponse(message, localIndex, default);
+
+    /// <summary>Writes a response with the ephemeral key, ee and se from <paramref name="precomputed"/> (see <see cref="PrecomputedDh"/>).</summary>
+    public bool CreateResponse(Span<byte> message, uint localIndex, PrecomputedDh precomputed)
     {
         if (State != HandshakeState.InitiationConsumed)
         {
@@ -363,17 +417,17 @@ internal sealed class NoiseHandshake
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseSender..], localIndex);
             BinaryPrimitives.WriteUInt32LittleEndian(message[MessageFormat.ResponseReceiver..], RemoteIndex);
             var ephemeralPublic = message.Slice(MessageFormat.ResponseEphemeral, 32);
-            NewLocalEphemeral(ephemeralPublic);
+            NewLocalEphemeral(ephemeralPublic, precomputed);
 
             Blake2s.Kdf(ChainKeyState, ephemeralPublic, ChainKeyState);
             MixHash(ephemeralPublic);
-            if (!Curve25519.SharedSecret(secret, _localEphemeral, RemoteEphemeralState))
+            if (!SharedSecret(secret, precomputed, precomputed.First, _localEphemeral, RemoteEphemeralState))
             {
                 return false;
             }
 
             Blake2s.Kdf(ChainKeyState, secret, ChainKeyState);
-            if (!Curve25519.SharedSecret(secret, _localEphemeral, RemoteStaticState))
+            if (!SharedSecret(secret, precomputed, precomputed.Second, _localEphemeral, RemoteStaticState))
             {
                 return false;
             }
@@ -398,7 +452,13 @@ internal sealed class NoiseHandshake
     }
 
     /// <summary>Consumes a response to our initiation; on success the state is ready for <see cref="DeriveTransportKeys"/>.</summary>
-    public bool ConsumeResponse(ReadOnlySpan<byte> message, StaticIdentity identity)
+    public bool ConsumeResponse(ReadOnlySpan<byte> message, StaticIdentity identity) => ConsumeResponse(message, identity, precomputed: false, [], []);
+
+    /// <summary>
+    /// <see cref="ConsumeResponse(ReadOnlySpan{byte}, StaticIdentity)"/> with ee = DH(e, E_responder) and se =
+    /// DH(S_initiator, E_responder) computed ahead when <paramref name="precomputed"/> (empty: it was zero).
+    /// </summary>
+    public bool ConsumeResponse(ReadOnlySpan<byte> message, StaticIdentity identity, bool precomputed, ReadOnlySpan<byte> ee, ReadOnlySpan<byte> se)
     {
         if (State != HandshakeState.InitiationCreated || !_hasLocalEphemeral)
         {
@@ -417,15 +477,20 @@ internal sealed class NoiseHandshake
             var ephemeral = message.Slice(MessageFormat.ResponseEphemeral, 32);
             Blake2s.Kdf(chainKey, ephemeral, chainKey);
             Blake2s.Hash(hash, hash, ephemeral);
-            if (!Curve25519.SharedSecret(secret, _localEphemeral, ephemeral))
+            if (precomputed ? ee.IsEmpty : !Curve25519.SharedSecret(secret, _localEphemeral, ephemeral))
             {
                 return false;
             }
 
-            Blake2s.Kdf(chainKey, secret, chainKey);
-            if (!Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
+            Blake2s.Kdf(chainKey, precomputed ? ee : secret, chainKey);
+            if (precomputed ? se.IsEmpty : !Curve25519.SharedSecret(secret, identity.PrivateKey, ephemeral))
             {
                 return false;
+            }
+
+            if (precomputed)
+            {
+                se.CopyTo(secret);
             }
 
             Blake2s.Kdf(chainKey, secret, chainKey);
@@ -470,11 +535,37 @@ internal sealed class NoiseHandshake
 
     private void MixHash(ReadOnlySpan<byte> data) => Blake2s.Hash(HashState, HashState, data);
 
-    private void NewLocalEphemeral(Span<byte> publicKey)
+    private void NewLocalEphemeral(Span<byte> publicKey, PrecomputedDh precomputed)
     {
         _localEphemeral ??= GC.AllocateArray<byte>(32, pinned: true);
-        Curve25519.GenerateEphemeral(_localEphemeral, publicKey);
+        if (precomputed.IsEmpty)
+        {
+            Curve25519.GenerateEphemeral(_localEphemeral, publicKey);
+        }
+        else
+        {
+            precomputed.EphemeralPrivate[..32].CopyTo(_localEphemeral);
+            precomputed.EphemeralPublic[..32].CopyTo(publicKey);
+        }
+
         _hasLocalEphemeral = true;
+    }
+
+    /// <summary>DH(privateKey, publicKey) into <paramref name="output"/>, or the precomputed <paramref name="given"/>; false when zero.</summary>
+    private static bool SharedSecret(Span<byte> output, PrecomputedDh precomputed, ReadOnlySpan<byte> given, ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey)
+    {
+        if (precomputed.IsEmpty)
+        {
+            return Curve25519.SharedSecret(output, privateKey, publicKey);
+        }
+
+        if (given.IsEmpty)
+        {
+            return false;
+        }
+
+        given[..32].CopyTo(output);
+        return true;
     }
 }
 

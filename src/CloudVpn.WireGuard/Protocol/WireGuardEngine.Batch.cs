@@ -243,6 +243,19 @@ public sealed partial class WireGuardEngine
 
     private void PrepareOpen(PacketBatch batch, BatchScratch scratch)
     {
+        HandshakeBurst? initiations = null;
+        try
+        {
+            PrepareOpen(batch, scratch, ref initiations);
+        }
+        finally
+        {
+            FinishHandshakeBurst(initiations);
+        }
+    }
+
+    private void PrepareOpen(PacketBatch batch, BatchScratch scratch, ref HandshakeBurst? initiations)
+    {
         var arena = batch.Arena;
         var now = NowTicks;
         for (var i = 0; i < batch.Count; i++)
@@ -259,8 +272,9 @@ public sealed partial class WireGuardEngine
             if (datagram.Length < MessageFormat.TransportOverhead || datagram[0] != MessageFormat.Transport ||
                 datagram[1] != 0 || datagram[2] != 0 || datagram[3] != 0)
             {
-                // handshakes, cookies and malformed input: handled (or dropped and counted) right here, in order
-                HandleDatagramCore(datagram, null, source);
+                // handshakes, cookies and malformed input: handled (or dropped and counted) right here, in order,
+                // except initiations, which are answered together after the loop
+                HandleHandshakeInBatch(datagram, source, ref initiations);
                 continue;
             }
 
