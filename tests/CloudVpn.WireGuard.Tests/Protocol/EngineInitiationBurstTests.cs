@@ -115,7 +115,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
 
         // es for 20 (two full groups of eight in lanes, four by libsodium), then 60 response DH (seven full groups
         // and four items): at least nine groups ran in lanes
-        Assert.True(_gateway.InitiationLaneGroups >= 9, $"lane groups run: {_gateway.InitiationLaneGroups}");
+        Assert.True(_gateway.Counters.InitiationLaneGroups >= 9, $"lane groups run: {_gateway.Counters.InitiationLaneGroups}");
         Assert.Equal(20, _gateway.Counters.HandshakeInitiationsReceived);
         Assert.Equal(20, _gateway.Counters.HandshakeResponsesSent);
         Assert.Equal(0, _gateway.Counters.TotalDrops);
@@ -146,7 +146,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
         initiations.Add((strangerTransport.TakeOutbox().Single().Datagram, strangerEndpoint));
 
         _gateway.HandleDatagramBatch(Batch(initiations));
-        Assert.True(_gateway.InitiationLaneGroups > 0);
+        Assert.True(_gateway.Counters.InitiationLaneGroups > 0);
         Assert.Equal(1, _gateway.Counters.Drops(WireGuardDropReason.HandshakeReplayed));
         Assert.Equal(1, _gateway.Counters.Drops(WireGuardDropReason.HandshakeFailed));
         Assert.Equal(9, _gateway.Counters.HandshakeResponsesSent);
@@ -184,7 +184,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
         _gateway.HandleDatagramBatch(Batch(responses));
 
         // ee and se for the 13 responses (26 DH): three full groups of eight in lanes, two by libsodium
-        Assert.Equal(3, _gateway.ResponseLaneGroups);
+        Assert.Equal(3, _gateway.Counters.ResponseLaneGroups);
         Assert.Equal(12, _gateway.Counters.HandshakesCompleted);
         Assert.Equal(1, _gateway.Counters.Drops(WireGuardDropReason.HandshakeFailed));
 
@@ -202,7 +202,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
     {
         AddClients(1);
         _gateway.HandleDatagramBatch(Batch(Initiations()));
-        Assert.Equal(0, _gateway.InitiationLaneGroups);
+        Assert.Equal(0, _gateway.Counters.InitiationLaneGroups);
         Assert.Equal(1, _gateway.Counters.HandshakeResponsesSent);
         CompleteAndSendData();
         Assert.Single(_gatewayTransport.Tun);
