@@ -69,9 +69,17 @@ public sealed class HandshakeBurstInteropTests
                 Assert.Contains($"peer {k} exit 0", results, StringComparison.Ordinal);
             }
 
-            // the initiations were answered together: at least one group of eight ran in lanes
+            // the initiations were answered together: at least one group of eight ran in lanes (on a CPU with AVX-512;
+            // without it the burst is answered through libsodium and no group runs)
             var stats = gateway.ReadStats(notBefore: Environment.TickCount64);
-            Assert.True(stats["initiation_lane_groups"] >= 1, $"no lane group ran: {string.Join(", ", stats)}\n{gateway.Output}");
+            if (CloudVpn.WireGuard.Protocol.Curve25519Batch.IsAccelerated)
+            {
+                Assert.True(stats["initiation_lane_groups"] >= 1, $"no lane group ran: {string.Join(", ", stats)}\n{gateway.Output}");
+            }
+            else
+            {
+                Assert.Equal(0, stats["initiation_lane_groups"]);
+            }
             var handshakes = gateway.Wg($"show {gateway.Name} latest-handshakes").Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(Peers, handshakes.Count(line => line.Split('\t')[1] != "0"));
         }
