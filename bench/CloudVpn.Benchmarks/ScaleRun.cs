@@ -263,6 +263,10 @@ internal static partial class ScaleRun
         Console.WriteLine($"scale: handshakes eight at a time, X25519 in AVX-512 lanes (both sides, one thread): {eight.Count / eight.Wall:F0} per wall-clock second, {eight.Count * 1e9 / eight.Cpu:F0} per CPU second ({eight.Cpu / 1000.0 / eight.Count:F0} us of thread CPU each)");
         Console.WriteLine($"scale: responder half, eight at a time: {eight.Count * 1e9 / eight.Responder:F0} per CPU second ({eight.Responder / 1000.0 / eight.Count:F0} us of thread CPU each)");
 
+        // --- the gateway's share through the whole engine: 64 initiations in one UDP batch, or one at a time
+        var (burstUs, singleUs) = GatewayBurstRun.Run(ThreadCpuNanoseconds);
+        Console.WriteLine($"scale: gateway engine answering 64 initiations in one UDP batch: {burstUs:F0} us of thread CPU each ({1e6 / burstUs:F0} per CPU second); one datagram at a time: {singleUs:F0} us ({1e6 / singleUs:F0} per CPU second)");
+
         // --- the floor under those figures: a complete handshake does six variable-base X25519 (es, ee, se on each
         // side; the static-static secret is computed once per peer) and two fixed-base ones (the ephemeral keys)
         var (variableBase, fixedBase) = MeasureX25519();
