@@ -16,81 +16,46 @@ public sealed class HandshakeBurstInteropTests
     [Fact]
     public async Task Initiations_from_many_wireguard_go_peers_at_once_are_answered_as_one_burst()
     {
-        WireGuardProcess.RequirePrerequisites(Implementation.CloudVpn);
-        WireGuardProcess.RequirePrerequisites(Implementation.WireGuardGo);
         using var net = new NetnsPair("wb");
-        using var gateway = WireGuardProcess.Start(Implementation.CloudVpn, net.Left);
-        var clients = new List<WireGuardProcess>();
-        var dir = Directory.CreateTempSubdirectory("cloudvpn-burst").FullName;
+        using var fleet = GatewayFleet.Start(net, Peers);
+        var (gateway, clients, gatewayPublic) = (fleet.Gateway, fleet.Clients, fleet.GatewayPublic);
+        // our daemon stops reading; every client pings, which makes it send an initiation that waits in our socket
+        Cmd.Run("kill", FormattableString.Invariant($"-STOP {gateway.ProcessId}"));
+        Process pings;
         try
         {
-            var gatewayKey = Path.Combine(dir, "gw.key");
-            File.WriteAllText(gatewayKey, Cmd.Run("wg", "genkey").Stdout);
-            var gatewayPublic = Cmd.Run("wg", "pubkey", stdin: File.ReadAllText(gatewayKey)).Stdout.Trim();
-            gateway.Wg($"set {gateway.Name} private-key {gatewayKey} listen-port 51820");
-            gateway.Ip($"link set {gateway.Name} up");
-            for (var k = 1; k <= Peers; k++)
-            {
-                var client = WireGuardProcess.Start(Implementation.WireGuardGo, net.Right);
-                clients.Add(client);
-                var key = Path.Combine(dir, $"c{k}.key");
-                File.WriteAllText(key, Cmd.Run("wg", "genkey").Stdout);
-                var clientPublic = Cmd.Run("wg", "pubkey", stdin: File.ReadAllText(key)).Stdout.Trim();
-                client.Wg($"set {client.Name} private-key {key} listen-port {51830 + k} peer {gatewayPublic} endpoint {net.LeftIp}:51820 allowed-ips 10.71.{k}.1/32");
-                client.Ip($"addr add 10.71.{k}.2/32 dev {client.Name}");
-                client.Ip($"link set {client.Name} up");
-                client.Ip($"route add 10.71.{k}.1/32 dev {client.Name}");
-                gateway.Wg($"set {gateway.Name} peer {clientPublic} allowed-ips 10.71.{k}.2/32");
-                gateway.Ip($"addr add 10.71.{k}.1/32 dev {gateway.Name}");
-                gateway.Ip($"route add 10.71.{k}.2/32 dev {gateway.Name}");
-            }
-
-            // our daemon stops reading; every client pings, which makes it send an initiation that waits in our socket
-            Cmd.Run("kill", FormattableString.Invariant($"-STOP {gateway.ProcessId}"));
-            Process pings;
-            try
-            {
-                var script = string.Join(" ", Enumerable.Range(1, Peers).Select(k => $"(ping -c 1 -W 10 -I 10.71.{k}.2 10.71.{k}.1 >/dev/null 2>&1; echo \"peer {k} exit $?\") &")) + " wait";
-                pings = Process.Start(new ProcessStartInfo("ip", ["netns", "exec", net.Right, "sh", "-c", script]) { RedirectStandardOutput = true, UseShellExecute = false })!;
-                await Eventually.HoldsAsync(
-                    () => clients.All(c => TunnelPair.Transfer(c, gatewayPublic).Tx > 0),
-                    "every client to have sent its initiation",
-                    explain: () => string.Join(", ", clients.Select(c => $"{c.Name} tx {TunnelPair.Transfer(c, gatewayPublic).Tx}")));
-            }
-            finally
-            {
-                Cmd.Run("kill", FormattableString.Invariant($"-CONT {gateway.ProcessId}"));
-            }
-
-            var results = await pings.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-            await pings.WaitForExitAsync(TestContext.Current.CancellationToken);
-            for (var k = 1; k <= Peers; k++)
-            {
-                Assert.Contains($"peer {k} exit 0", results, StringComparison.Ordinal);
-            }
-
-            // the initiations were answered together: at least one group of eight ran in lanes (on a CPU with AVX-512;
-            // without it the burst is answered through libsodium and no group runs)
-            var stats = gateway.ReadStats(notBefore: Environment.TickCount64);
-            if (CloudVpn.WireGuard.Protocol.Curve25519Batch.IsAccelerated)
-            {
-                Assert.True(stats["initiation_lane_groups"] >= 1, $"no lane group ran: {string.Join(", ", stats)}\n{gateway.Output}");
-            }
-            else
-            {
-                Assert.Equal(0, stats["initiation_lane_groups"]);
-            }
-            var handshakes = gateway.Wg($"show {gateway.Name} latest-handshakes").Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(Peers, handshakes.Count(line => line.Split('\t')[1] != "0"));
+            var script = string.Join(" ", Enumerable.Range(1, Peers).Select(k => $"(ping -c 1 -W 10 -I 10.70.{k}.2 10.70.{k}.1 >/dev/null 2>&1; echo \"peer {k} exit $?\") &")) + " wait";
+            pings = Process.Start(new ProcessStartInfo("ip", ["netns", "exec", net.Right, "sh", "-c", script]) { RedirectStandardOutput = true, UseShellExecute = false })!;
+            await Eventually.HoldsAsync(
+                () => clients.All(c => TunnelPair.Transfer(c, gatewayPublic).Tx > 0),
+                "every client to have sent its initiation",
+                explain: () => string.Join(", ", clients.Select(c => $"{c.Name} tx {TunnelPair.Transfer(c, gatewayPublic).Tx}")));
         }
         finally
         {
-            foreach (var client in clients)
-            {
-                client.Dispose();
-            }
-
-            Directory.Delete(dir, recursive: true);
+            Cmd.Run("kill", FormattableString.Invariant($"-CONT {gateway.ProcessId}"));
         }
+
+        var results = await pings.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        await pings.WaitForExitAsync(TestContext.Current.CancellationToken);
+        for (var k = 1; k <= Peers; k++)
+        {
+            Assert.Contains($"peer {k} exit 0", results, StringComparison.Ordinal);
+        }
+
+        // the initiations were answered together: at least one group of eight ran in lanes (on a CPU with AVX-512;
+        // without it the burst is answered through libsodium and no group runs)
+        var stats = gateway.ReadStats(notBefore: Environment.TickCount64);
+        if (CloudVpn.WireGuard.Protocol.Curve25519Batch.IsAccelerated)
+        {
+            Assert.True(stats["initiation_lane_groups"] >= 1, $"no lane group ran: {string.Join(", ", stats)}\n{gateway.Output}");
+        }
+        else
+        {
+            Assert.Equal(0, stats["initiation_lane_groups"]);
+        }
+
+        var handshakes = gateway.Wg($"show {gateway.Name} latest-handshakes").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(Peers, handshakes.Count(line => line.Split('\t')[1] != "0"));
     }
 }
