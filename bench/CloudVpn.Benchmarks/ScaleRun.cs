@@ -25,6 +25,41 @@ internal static partial class ScaleRun
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "clock_gettime")]
     private static partial int ClockGetTime(int clock, out TimeSpec value);
 
+    /// <summary>
+    /// Runs initiate, respond, complete for 3 s after a 1 s warm-up (tiered JIT) and sums the thread CPU of each round
+    /// and of its respond step; <paramref name="handshakesPerRound"/> handshakes are done per round.
+    /// </summary>
+    private static (double Wall, long Cpu, long Responder, int Count) MeasureHandshakes(Action initiate, Action respond, Action complete, int handshakesPerRound)
+    {
+        var warmUp = Stopwatch.StartNew();
+        while (warmUp.ElapsedMilliseconds < 1000)
+        {
+            initiate();
+            respond();
+            complete();
+        }
+
+        var wall = Stopwatch.StartNew();
+        var count = 0;
+        long cpu = 0, responder = 0;
+        while (wall.ElapsedMilliseconds < 3000)
+        {
+            var t0 = ThreadCpuNanoseconds();
+            initiate();
+            var t1 = ThreadCpuNanoseconds();
+            respond();
+            var t2 = ThreadCpuNanoseconds();
+            complete();
+            var t3 = ThreadCpuNanoseconds();
+            cpu += t3 - t0;
+            responder += t2 - t1;
+            count += handshakesPerRound;
+        }
+
+        wall.Stop();
+        return (wall.Elapsed.TotalSeconds, cpu, responder, count);
+    }
+
     /// <summary>Thread CPU nanoseconds of one variable-base and one fixed-base X25519, each the mean of 2000.</summary>
     private static (double VariableBase, double FixedBase) MeasureX25519()
     {
@@ -215,63 +250,22 @@ internal static partial class ScaleRun
         // --- handshakes on one thread: wall clock and the CPU time this process spent (a shared machine inflates the first)
         var handshake = new NoiseHandshakeBenchmark();
         handshake.Setup();
-        for (var i = 0; i < 200; i++)
-        {
-            handshake.Handshake(); // warm up (tiered JIT)
-        }
-
-        var wall = Stopwatch.StartNew();
-        var count = 0;
-        long cpuTotal = 0, cpuResponder = 0;
-        while (wall.ElapsedMilliseconds < 3000)
-        {
-            var t0 = ThreadCpuNanoseconds();
-            handshake.Initiate();
-            var t1 = ThreadCpuNanoseconds();
-            handshake.Respond();
-            var t2 = ThreadCpuNanoseconds();
-            handshake.Complete();
-            var t3 = ThreadCpuNanoseconds();
-            cpuTotal += t3 - t0;
-            cpuResponder += t2 - t1;
-            count++;
-        }
-
-        wall.Stop();
+        var single = MeasureHandshakes(handshake.Initiate, handshake.Respond, handshake.Complete, 1);
         handshake.Cleanup();
-        Console.WriteLine($"scale: handshakes (both sides, one thread): {count / wall.Elapsed.TotalSeconds:F0} per wall-clock second, {count * 1e9 / cpuTotal:F0} per CPU second ({cpuTotal / 1000.0 / count:F0} us of thread CPU each)");
-        Console.WriteLine($"scale: responder half only (consume initiation, respond, derive keys: a gateway's share): {count * 1e9 / cpuResponder:F0} per CPU second ({cpuResponder / 1000.0 / count:F0} us of thread CPU each)");
+        Console.WriteLine($"scale: handshakes (both sides, one thread): {single.Count / single.Wall:F0} per wall-clock second, {single.Count * 1e9 / single.Cpu:F0} per CPU second ({single.Cpu / 1000.0 / single.Count:F0} us of thread CPU each)");
+        Console.WriteLine($"scale: responder half only (consume initiation, respond, derive keys: a gateway's share): {single.Count * 1e9 / single.Responder:F0} per CPU second ({single.Responder / 1000.0 / single.Count:F0} us of thread CPU each)");
 
         // --- the same, eight handshakes at a time with their X25519 in AVX-512 lanes
         var batched = new BatchedHandshakeBenchmark();
         batched.Setup();
-        var warm = Stopwatch.StartNew();
-        while (warm.ElapsedMilliseconds < 1000)
-        {
-            batched.Handshake(); // warm up (tiered JIT)
-        }
-
-        var batchedCount = 0;
-        long batchedCpu = 0, batchedResponder = 0;
-        wall.Restart();
-        while (wall.ElapsedMilliseconds < 3000)
-        {
-            var t0 = ThreadCpuNanoseconds();
-            batched.Initiate();
-            var t1 = ThreadCpuNanoseconds();
-            batched.Respond();
-            var t2 = ThreadCpuNanoseconds();
-            batched.Complete();
-            var t3 = ThreadCpuNanoseconds();
-            batchedCpu += t3 - t0;
-            batchedResponder += t2 - t1;
-            batchedCount += BatchedHandshakeBenchmark.Handshakes;
-        }
-
-        wall.Stop();
+        var eight = MeasureHandshakes(batched.Initiate, batched.Respond, batched.Complete, BatchedHandshakeBenchmark.Handshakes);
         batched.Cleanup();
-        Console.WriteLine($"scale: handshakes eight at a time, X25519 in AVX-512 lanes (both sides, one thread): {batchedCount / wall.Elapsed.TotalSeconds:F0} per wall-clock second, {batchedCount * 1e9 / batchedCpu:F0} per CPU second ({batchedCpu / 1000.0 / batchedCount:F0} us of thread CPU each)");
-        Console.WriteLine($"scale: responder half, eight at a time: {batchedCount * 1e9 / batchedResponder:F0} per CPU second ({batchedResponder / 1000.0 / batchedCount:F0} us of thread CPU each)");
+        Console.WriteLine($"scale: handshakes eight at a time, X25519 in AVX-512 lanes (both sides, one thread): {eight.Count / eight.Wall:F0} per wall-clock second, {eight.Count * 1e9 / eight.Cpu:F0} per CPU second ({eight.Cpu / 1000.0 / eight.Count:F0} us of thread CPU each)");
+        Console.WriteLine($"scale: responder half, eight at a time: {eight.Count * 1e9 / eight.Responder:F0} per CPU second ({eight.Responder / 1000.0 / eight.Count:F0} us of thread CPU each)");
+
+        // --- the gateway's share through the whole engine: 64 initiations in one UDP batch, or one at a time
+        var (burstUs, singleUs) = GatewayBurstRun.Run(ThreadCpuNanoseconds);
+        Console.WriteLine($"scale: gateway engine answering 64 initiations in one UDP batch: {burstUs:F0} us of thread CPU each ({1e6 / burstUs:F0} per CPU second); one datagram at a time: {singleUs:F0} us ({1e6 / singleUs:F0} per CPU second)");
 
         // --- the floor under those figures: a complete handshake does six variable-base X25519 (es, ee, se on each
         // side; the static-static secret is computed once per peer) and two fixed-base ones (the ephemeral keys)
@@ -279,7 +273,7 @@ internal static partial class ScaleRun
         var floor = (6 * variableBase) + (2 * fixedBase);
         var batchLane = MeasureX25519Batch();
         Console.WriteLine($"scale: X25519 in eight-lane batches (AVX-512 {(Curve25519Batch.IsAccelerated ? "yes" : "no: libsodium per item")}): {batchLane / 1000.0:F1} us of thread CPU per scalar multiplication");
-        Console.WriteLine($"scale: X25519 (libsodium): variable-base {variableBase / 1000.0:F1} us, fixed-base {fixedBase / 1000.0:F1} us of thread CPU; a complete handshake's 6 + 2 take {floor / 1000.0:F0} us, so at most {1e9 / floor:F0} handshakes per CPU second with everything else free; the rest measured above: {(cpuTotal / (double)count - floor) / 1000.0:F0} us");
+        Console.WriteLine($"scale: X25519 (libsodium): variable-base {variableBase / 1000.0:F1} us, fixed-base {fixedBase / 1000.0:F1} us of thread CPU; a complete handshake's 6 + 2 take {floor / 1000.0:F0} us, so at most {1e9 / floor:F0} handshakes per CPU second with everything else free; the rest measured above: {((single.Cpu / (double)single.Count) - floor) / 1000.0:F0} us");
 
         // --- the data path allocation counter, read from this thread while a worker encrypts and decrypts
         using (var pair = new ConnectedPair())

@@ -110,7 +110,9 @@ static void WriteStats(string path, WireGuardDevice device)
             $"tun_packets_read={read}\ntun_packets_written={written}\n" +
             $"tun_super_packets_read={superRead}\ntun_super_packets_written={superWritten}\n" +
             $"data_path_allocated_bytes={device.Engine.DataPathAllocations.AllocatedBytes}\n" +
-            $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n");
+            $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n" +
+            $"initiation_lane_groups={device.Engine.Counters.InitiationLaneGroups}\n" +
+            $"response_lane_groups={device.Engine.Counters.ResponseLaneGroups}\n");
         var temporary = path + ".tmp";
         File.WriteAllText(temporary, text);
         File.Move(temporary, path, overwrite: true);

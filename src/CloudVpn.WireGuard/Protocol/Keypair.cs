@@ -1,5 +1,3 @@
-using NSec.Cryptography;
-
 namespace CloudVpn.WireGuard.Protocol;
 
 /// <summary>
@@ -10,8 +8,7 @@ internal sealed class Keypair
 {
     private const int RetiredFlag = 1 << 30;
 
-    private readonly Key _sendKey;
-    private readonly Key _receiveKey;
+    private nint _keys; // TransportKeyMemory slot: send key, then receive key; 0 once erased
     private readonly ReplayWindow _replay = new();
     private readonly Lock _replayLock = new();
     private long _sendCounter = -1;
@@ -24,8 +21,14 @@ internal sealed class Keypair
     {
         Peer = peer;
         Identity = identity;
-        _sendKey = Aead.ImportKey(Aead.ChaCha, sendKey);
-        _receiveKey = Aead.ImportKey(Aead.ChaCha, receiveKey);
+        if (sendKey.Length != 32 || receiveKey.Length != 32)
+        {
+            throw new ArgumentException("Transport keys are 32 bytes each.");
+        }
+
+        _keys = TransportKeyMemory.Rent();
+        sendKey.CopyTo(KeyBytes(0));
+        receiveKey.CopyTo(KeyBytes(32));
         IsInitiator = initiator;
         LocalIndex = localIndex;
         RemoteIndex = remoteIndex;
@@ -45,9 +48,17 @@ internal sealed class Keypair
 
     public long CreatedTicks { get; }
 
-    public Key SendKey => _sendKey;
+    /// <summary>The send key (empty once erased); read only while holding a reference (<see cref="TryAcquire"/>).</summary>
+    public ReadOnlySpan<byte> SendKey => KeyBytes(0);
 
-    public Key ReceiveKey => _receiveKey;
+    /// <summary>The receive key (empty once erased); read only while holding a reference.</summary>
+    public ReadOnlySpan<byte> ReceiveKey => KeyBytes(32);
+
+    private unsafe Span<byte> KeyBytes(int offset)
+    {
+        var keys = Volatile.Read(ref _keys);
+        return keys == 0 ? [] : new Span<byte>((byte*)keys + offset, 32);
+    }
 
     /// <summary>Moves the send counter (tests of the message limits, which no test could reach by sending).</summary>
     internal void SkipSendCounterTo(ulong next) => Volatile.Write(ref _sendCounter, (long)(next - 1));
@@ -110,8 +121,7 @@ internal sealed class Keypair
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            _sendKey.Dispose();
-            _receiveKey.Dispose();
+            TransportKeyMemory.Return(Interlocked.Exchange(ref _keys, 0));
         }
     }
 }

@@ -21,15 +21,6 @@ public sealed partial class WireGuardEngine
     [ThreadStatic]
     private static HandshakeBurst? t_burst;
 
-    private long _initiationLaneGroups;
-    private long _responseLaneGroups;
-
-    /// <summary>Eight-lane X25519 groups run for initiation bursts so far (for tests and the bench).</summary>
-    internal long InitiationLaneGroups => Interlocked.Read(ref _initiationLaneGroups);
-
-    /// <summary>Eight-lane X25519 groups run for response bursts so far.</summary>
-    internal long ResponseLaneGroups => Interlocked.Read(ref _responseLaneGroups);
-
     private void HandleInitiation(ReadOnlySpan<byte> message, IPEndPoint source)
     {
         var work = RentBurst();
@@ -188,7 +179,7 @@ public sealed partial class WireGuardEngine
 
         if (!deferResponses)
         {
-            Interlocked.Add(ref _initiationLaneGroups, laneGroups);
+            Counters.InitiationLanes(laneGroups);
             return;
         }
 
@@ -230,7 +221,7 @@ public sealed partial class WireGuardEngine
             }
         }
 
-        Interlocked.Add(ref _initiationLaneGroups, laneGroups);
+        Counters.InitiationLanes(laneGroups);
     }
 
     /// <summary>
@@ -469,7 +460,7 @@ public sealed partial class WireGuardEngine
         }
 
         dh.Run();
-        Interlocked.Add(ref _responseLaneGroups, dh.LaneGroupsRun);
+        Counters.ResponseLanes(dh.LaneGroupsRun);
         for (var i = 0; i < responses.Count; i++)
         {
             if (responses.Peers[i] is not null)

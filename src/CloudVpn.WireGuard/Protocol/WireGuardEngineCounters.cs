@@ -58,6 +58,8 @@ public sealed class WireGuardEngineCounters
     private long _handshakesCompleted;
     private long _handshakeGiveUps;
     private long _keepalivesSent;
+    private long _initiationLaneGroups;
+    private long _responseLaneGroups;
 
     /// <summary>Packets dropped for <paramref name="reason"/>.</summary>
     public long Drops(WireGuardDropReason reason) => Volatile.Read(ref _drops[(int)reason]);
@@ -103,6 +105,19 @@ public sealed class WireGuardEngineCounters
 
     /// <summary>Keepalives sent (passive and persistent).</summary>
     public long KeepalivesSent => Volatile.Read(ref _keepalivesSent);
+
+    /// <summary>
+    /// Groups of eight X25519 run in AVX-512 lanes for bursts of initiations (several in one UDP batch): es, then the
+    /// responses' ephemeral keys, ee and se.
+    /// </summary>
+    public long InitiationLaneGroups => Volatile.Read(ref _initiationLaneGroups);
+
+    /// <summary>Groups of eight X25519 run in AVX-512 lanes for bursts of responses to our initiations (ee and se).</summary>
+    public long ResponseLaneGroups => Volatile.Read(ref _responseLaneGroups);
+
+    internal void InitiationLanes(int groups) => Interlocked.Add(ref _initiationLaneGroups, groups);
+
+    internal void ResponseLanes(int groups) => Interlocked.Add(ref _responseLaneGroups, groups);
 
     internal void Drop(WireGuardDropReason reason) => Interlocked.Increment(ref _drops[(int)reason]);
 

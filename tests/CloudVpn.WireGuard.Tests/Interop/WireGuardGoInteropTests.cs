@@ -143,78 +143,39 @@ public sealed class WireGuardGoInteropTests
     public void Many_peers_on_our_device_each_reach_their_own_allowed_ips()
     {
         const int Peers = 4;
-        WireGuardProcess.RequirePrerequisites(Implementation.CloudVpn);
-        WireGuardProcess.RequirePrerequisites(Implementation.WireGuardGo);
         using var net = new NetnsPair("wm");
-        using var gateway = WireGuardProcess.Start(Implementation.CloudVpn, net.Left);
-        var clients = new List<WireGuardProcess>();
-        var dir = Directory.CreateTempSubdirectory("cloudvpn-many").FullName;
-        try
+        using var fleet = GatewayFleet.Start(net, Peers);
+        var (gateway, clients, publics, gatewayPublic) = (fleet.Gateway, fleet.Clients, fleet.ClientPublics, fleet.GatewayPublic);
+        for (var k = 1; k <= Peers; k++)
         {
-            var gatewayKey = Path.Combine(dir, "gw.key");
-            File.WriteAllText(gatewayKey, Cmd.Run("wg", "genkey").Stdout);
-            var gatewayPublic = Cmd.Run("wg", "pubkey", stdin: File.ReadAllText(gatewayKey)).Stdout.Trim();
-            gateway.Wg($"set {gateway.Name} private-key {gatewayKey} listen-port 51820");
-            gateway.Ip($"link set {gateway.Name} up");
-            var publics = new string[Peers];
-            for (var k = 1; k <= Peers; k++)
-            {
-                var client = WireGuardProcess.Start(Implementation.WireGuardGo, net.Right);
-                clients.Add(client);
-                var key = Path.Combine(dir, $"c{k}.key");
-                File.WriteAllText(key, Cmd.Run("wg", "genkey").Stdout);
-                publics[k - 1] = Cmd.Run("wg", "pubkey", stdin: File.ReadAllText(key)).Stdout.Trim();
-
-                // client k owns 10.70.k.0/24 behind its tunnel address 10.70.k.2; the gateway is 10.70.k.1 on its side
-                client.Wg($"set {client.Name} private-key {key} listen-port {51830 + k} peer {gatewayPublic} endpoint {net.LeftIp}:51820 allowed-ips 10.70.{k}.1/32");
-                client.Ip($"addr add 10.70.{k}.2/32 dev {client.Name}");
-                client.Ip($"link set {client.Name} up");
-                client.Ip($"route add 10.70.{k}.1/32 dev {client.Name}");
-                gateway.Wg($"set {gateway.Name} peer {publics[k - 1]} allowed-ips 10.70.{k}.0/24");
-                gateway.Ip($"addr add 10.70.{k}.1/32 dev {gateway.Name}");
-                gateway.Ip($"route add 10.70.{k}.0/24 dev {gateway.Name}");
-            }
-
-            for (var k = 1; k <= Peers; k++)
-            {
-                // client k -> gateway first: the gateway has no endpoints configured and learns them from the handshakes
-                var (exit, output) = TunnelPair.Ping(net.Right, $"10.70.{k}.1", count: 2, extra: $"-I 10.70.{k}.2");
-                Assert.True(exit == 0, $"client {k} -> gateway: {output}\n{gateway.Output}");
-            }
-
-            for (var k = 1; k <= Peers; k++)
-            {
-                // gateway -> client k: cryptokey routing picks peer k by the destination
-                var (exit, output) = TunnelPair.Ping(net.Left, $"10.70.{k}.2", count: 2, extra: $"-I 10.70.{k}.1");
-                Assert.True(exit == 0, $"gateway -> client {k}: {output}\n{gateway.Output}");
-            }
-
-            for (var k = 1; k <= Peers; k++)
-            {
-                var (rx, tx) = TunnelPair.Transfer(gateway, publics[k - 1]);
-                Assert.True(rx > 0 && tx > 0, $"peer {k} carried no traffic (rx {rx}, tx {tx})");
-            }
-
-            // A packet from client 1 claiming an address of client 2's range is dropped by our source check: had it been
-            // accepted, the echo reply to 10.70.2.50 would have gone out to peer 2.
-            var before = TunnelPair.Transfer(gateway, publics[1]);
-            clients[0].Wg($"set {clients[0].Name} peer {gatewayPublic} allowed-ips 10.70.1.1/32,10.70.9.9/32");
-            clients[0].Ip($"addr add 10.70.2.50/32 dev {clients[0].Name}");
-            clients[0].Ip($"route add 10.70.9.9/32 dev {clients[0].Name}");
-            gateway.Ip($"addr add 10.70.9.9/32 dev {gateway.Name}");
-            var spoofed = NetnsPair.Exec(net.Right, "ping -c 2 -i 0.2 -W 1 -I 10.70.2.50 10.70.9.9", check: false);
-            Assert.NotEqual(0, spoofed.ExitCode);
-            Assert.Equal(before.Tx, TunnelPair.Transfer(gateway, publics[1]).Tx);
+            // client k -> gateway first: the gateway has no endpoints configured and learns them from the handshakes
+            var (exit, output) = TunnelPair.Ping(net.Right, $"10.70.{k}.1", count: 2, extra: $"-I 10.70.{k}.2");
+            Assert.True(exit == 0, $"client {k} -> gateway: {output}\n{gateway.Output}");
         }
-        finally
+
+        for (var k = 1; k <= Peers; k++)
         {
-            foreach (var client in clients)
-            {
-                client.Dispose();
-            }
-
-            Directory.Delete(dir, recursive: true);
+            // gateway -> client k: cryptokey routing picks peer k by the destination
+            var (exit, output) = TunnelPair.Ping(net.Left, $"10.70.{k}.2", count: 2, extra: $"-I 10.70.{k}.1");
+            Assert.True(exit == 0, $"gateway -> client {k}: {output}\n{gateway.Output}");
         }
+
+        for (var k = 1; k <= Peers; k++)
+        {
+            var (rx, tx) = TunnelPair.Transfer(gateway, publics[k - 1]);
+            Assert.True(rx > 0 && tx > 0, $"peer {k} carried no traffic (rx {rx}, tx {tx})");
+        }
+
+        // A packet from client 1 claiming an address of client 2's range is dropped by our source check: had it been
+        // accepted, the echo reply to 10.70.2.50 would have gone out to peer 2.
+        var before = TunnelPair.Transfer(gateway, publics[1]);
+        clients[0].Wg($"set {clients[0].Name} peer {gatewayPublic} allowed-ips 10.70.1.1/32,10.70.9.9/32");
+        clients[0].Ip($"addr add 10.70.2.50/32 dev {clients[0].Name}");
+        clients[0].Ip($"route add 10.70.9.9/32 dev {clients[0].Name}");
+        gateway.Ip($"addr add 10.70.9.9/32 dev {gateway.Name}");
+        var spoofed = NetnsPair.Exec(net.Right, "ping -c 2 -i 0.2 -W 1 -I 10.70.2.50 10.70.9.9", check: false);
+        Assert.NotEqual(0, spoofed.ExitCode);
+        Assert.Equal(before.Tx, TunnelPair.Transfer(gateway, publics[1]).Tx);
     }
 
     private static void AssertIperfBothWays(TunnelPair pair)

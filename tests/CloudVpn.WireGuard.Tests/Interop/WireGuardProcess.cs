@@ -43,6 +43,9 @@ internal sealed class WireGuardProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The daemon's process id (`ip netns exec` execs into it).</summary>
+    public int ProcessId => _process.Id;
+
     public int ExitCode => _process.ExitCode;
 
     public string Output
