@@ -84,8 +84,9 @@ _ = device.Closed.ContinueWith(_ => stop.TrySetResult(device.CloseReason ?? "clo
 #pragma warning disable CA1848 // a handful of lines at start and stop
 log.LogInformation("Device {Name} started (UDP port {Port})", device.Name, device.ListenPort);
 
-// CLOUDVPN_WG_STATS_FILE: every half second, the process's managed allocations, collections and TUN packet counts
-// (key=value lines, replaced atomically), so a benchmark or test can read them during a transfer
+// CLOUDVPN_WG_STATS_FILE: every half second, the process's managed allocations, collections, TUN packet counts and the
+// data path allocation counter, in total and per thread (key=value lines, replaced atomically), so a benchmark or test
+// can read them during a transfer
 using var stats = Environment.GetEnvironmentVariable("CLOUDVPN_WG_STATS_FILE") is { Length: > 0 } statsPath
     ? new Timer(_ => WriteStats(statsPath, device), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(500))
     : null;
@@ -104,15 +105,24 @@ static void WriteStats(string path, WireGuardDevice device)
     {
         var (read, written) = device.TunPackets;
         var (superRead, superWritten) = device.TunSuperPackets;
-        var text = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        var text = new System.Text.StringBuilder();
+        text.Append(System.Globalization.CultureInfo.InvariantCulture,
             $"time_ms={Environment.TickCount64}\nallocated_bytes={GC.GetTotalAllocatedBytes(precise: true)}\n" +
             $"gen0={GC.CollectionCount(0)}\ngen1={GC.CollectionCount(1)}\ngen2={GC.CollectionCount(2)}\n" +
             $"tun_packets_read={read}\ntun_packets_written={written}\n" +
             $"tun_super_packets_read={superRead}\ntun_super_packets_written={superWritten}\n" +
             $"data_path_allocated_bytes={device.Engine.DataPathAllocations.AllocatedBytes}\n" +
             $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n");
+
+        // the same per data path thread, e.g. data_path_allocated_bytes.udp-read_12 (name and managed thread id)
+        foreach (var thread in device.Engine.DataPathAllocations.Threads)
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"data_path_allocated_bytes.{thread.Name.Replace(' ', '_')}={thread.AllocatedBytes}\n");
+        }
+
         var temporary = path + ".tmp";
-        File.WriteAllText(temporary, text);
+        File.WriteAllText(temporary, text.ToString());
         File.Move(temporary, path, overwrite: true);
     }
     catch (IOException)
