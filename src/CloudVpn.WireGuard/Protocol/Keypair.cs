@@ -13,7 +13,7 @@ internal sealed class Keypair
     private readonly Key _sendKey;
     private readonly Key _receiveKey;
     private readonly ReplayWindow _replay = new();
-    private readonly Lock _replayLock = new();
+    private readonly object _replayLock = new(); // a monitor, not a Lock: see WireGuardPeer's data path locks
     private long _sendCounter = -1;
     private int _references;
     private int _disposed;
