@@ -110,15 +110,27 @@ stat() { awk -F= -v k="$2" '$1 == k { print $2 }' "$WORK/stats-$1" 2>/dev/null |
 
 # alloc_begin / alloc_end: our allocation counters around one transfer of the cloudvpn tunnel. The stats file is
 # rewritten every 0.5 s, so each waits 0.6 s for a sample taken after the traffic before it (the begin: after the
-# tunnel is up, its first ping and the idle pings; the end: after the transfer), and alloc_end adds the difference
-# of both ends to ALLOC_BYTES and ALLOC_PACKETS.
-alloc_begin() { sleep 0.6; ALLOC0="$(stat a data_path_allocated_bytes) $(stat a data_path_packets) $(stat b data_path_allocated_bytes) $(stat b data_path_packets)"; }
+# tunnel is up, its first ping and the idle pings; the end: after the transfer). alloc_end adds the difference of
+# both ends to ALLOC_BYTES and ALLOC_PACKETS (the data path threads), and to ALLOC_REST what the rest of the two
+# processes allocated meanwhile, less what writing the stats file allocated itself.
+# alloc_snapshot: the four counters of each end, each end's read from one version of its file (one awk)
+alloc_snapshot() {
+  local side
+  for side in a b; do
+    awk -F= '{ v[$1] = $2 } END { printf "%d %d %d %d ", v["data_path_allocated_bytes"], v["data_path_packets"], v["allocated_bytes"], v["stats_writer_allocated_bytes"] }' "$WORK/stats-$side" 2>/dev/null || printf '0 0 0 0 '
+  done
+}
+alloc_begin() { sleep 0.6; ALLOC0=$(alloc_snapshot); }
 alloc_end() {
-  local a0 p0 b0 q0
   sleep 0.6
-  read -r a0 p0 b0 q0 <<< "$ALLOC0"
-  ALLOC_BYTES=$(( ALLOC_BYTES + $(stat a data_path_allocated_bytes) - a0 + $(stat b data_path_allocated_bytes) - b0 ))
-  ALLOC_PACKETS=$(( ALLOC_PACKETS + $(stat a data_path_packets) - p0 + $(stat b data_path_packets) - q0 ))
+  local now was i
+  read -r -a now <<< "$(alloc_snapshot)"
+  read -r -a was <<< "$ALLOC0"
+  for i in 0 4; do
+    ALLOC_BYTES=$(( ALLOC_BYTES + now[i] - was[i] ))
+    ALLOC_PACKETS=$(( ALLOC_PACKETS + now[i+1] - was[i+1] ))
+    ALLOC_REST=$(( ALLOC_REST + (now[i+2] - was[i+2]) - (now[i+3] - was[i+3]) ))
+  done
 }
 
 # run_all <name> <target ip>: idle RTT, forward throughput with RTT under load, reverse throughput; appends to
@@ -148,7 +160,7 @@ for v in ${VARIANTS:-}; do
 done
 for n in "${NAMES[@]}"; do eval "${n}_F=(); ${n}_R=(); ${n}_I=(); ${n}_L=()"; done
 
-ALLOC_BYTES=0; ALLOC_PACKETS=0
+ALLOC_BYTES=0; ALLOC_PACKETS=0; ALLOC_REST=0
 for round in $(seq "$ROUNDS"); do
   rm -f "$WORK"/stats-*
   start_tunnel ours o; run_all cloudvpn 10.77.0.2; stop_tunnel
@@ -174,6 +186,7 @@ for n in "${VARIANT_NAMES[@]}"; do
   echo "variant ${n#v_}: A->B $(ratio "$vf" "$M_wireguard_go_F") x wireguard-go, B->A $(ratio "$vr" "$M_wireguard_go_R") x wireguard-go"
 done
 echo "data path allocations of cloudvpn over its transfers, A->B and B->A from the start of each (both ends): $ALLOC_BYTES bytes for $ALLOC_PACKETS packets"
+echo "other allocations of the cloudvpn processes over the same transfers (both ends, besides writing their stats file): $ALLOC_REST bytes"
 echo "latency ratio idle cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_I" "$M_wireguard_go_I")"
 echo "latency ratio under load cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_L" "$M_wireguard_go_L")"
 echo "reverse throughput ratio cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_R" "$M_wireguard_go_R")"

@@ -84,11 +84,12 @@ _ = device.Closed.ContinueWith(_ => stop.TrySetResult(device.CloseReason ?? "clo
 #pragma warning disable CA1848 // a handful of lines at start and stop
 log.LogInformation("Device {Name} started (UDP port {Port})", device.Name, device.ListenPort);
 
-// CLOUDVPN_WG_STATS_FILE: every half second, the process's managed allocations, collections, TUN packet counts and the
-// data path allocation counter, in total and per thread (key=value lines, replaced atomically), so a benchmark or test
-// can read them during a transfer
+// CLOUDVPN_WG_STATS_FILE: every half second, the process's managed allocations, collections, TUN packet counts, the
+// data path allocation counter in total and per thread, and what writing the file allocated itself (key=value lines,
+// replaced atomically), so a benchmark or test can read them during a transfer
+long statsWriterBytes = 0;
 using var stats = Environment.GetEnvironmentVariable("CLOUDVPN_WG_STATS_FILE") is { Length: > 0 } statsPath
-    ? new Timer(_ => WriteStats(statsPath, device), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(500))
+    ? new Timer(_ => WriteStats(statsPath, device, ref statsWriterBytes), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(500))
     : null;
 var reason = await stop.Task;
 log.LogInformation("Shutting down {Name}: {Reason}", device.Name, reason);
@@ -99,8 +100,11 @@ log.LogInformation(
 await device.DisposeAsync();
 return 0;
 
-static void WriteStats(string path, WireGuardDevice device)
+// writerBytes: what the writes so far allocated themselves (their own figure, stats_writer_allocated_bytes, so that
+// a reader can tell the rest of the process's allocations from the cost of watching them)
+static void WriteStats(string path, WireGuardDevice device, ref long writerBytes)
 {
+    var start = GC.GetAllocatedBytesForCurrentThread();
     try
     {
         var (read, written) = device.TunPackets;
@@ -112,7 +116,8 @@ static void WriteStats(string path, WireGuardDevice device)
             $"tun_packets_read={read}\ntun_packets_written={written}\n" +
             $"tun_super_packets_read={superRead}\ntun_super_packets_written={superWritten}\n" +
             $"data_path_allocated_bytes={device.Engine.DataPathAllocations.AllocatedBytes}\n" +
-            $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n");
+            $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n" +
+            $"stats_writer_allocated_bytes={Interlocked.Read(ref writerBytes)}\n");
 
         // the same per data path thread, e.g. data_path_allocated_bytes.udp-read_12 (name and managed thread id)
         foreach (var thread in device.Engine.DataPathAllocations.Threads)
@@ -132,6 +137,10 @@ static void WriteStats(string path, WireGuardDevice device)
     catch (ObjectDisposedException)
     {
         // shutting down
+    }
+    finally
+    {
+        Interlocked.Add(ref writerBytes, GC.GetAllocatedBytesForCurrentThread() - start);
     }
 }
 

@@ -55,11 +55,11 @@ public sealed class WireGuardGoInteropTests
         // (GRO/GSO runs, coalescing, the crypto workers' first batches) must be made by then or allocate nothing
         var (exit, output) = TunnelPair.Ping(pair.Net.Left, TunnelPair.RightTunnelIp, count: 1);
         Assert.True(exit == 0, output);
+        var (rx0, tx0) = TunnelPair.Transfer(pair.Left, pair.RightPublic); // `wg show` outside the measured window
         var before = ours.Select(side => side.ReadStats(Environment.TickCount64)).ToArray();
-        var (rx0, tx0) = TunnelPair.Transfer(pair.Left, pair.RightPublic);
         AssertIperfBothWays(pair);
-        var (rx1, tx1) = TunnelPair.Transfer(pair.Left, pair.RightPublic);
         var after = ours.Select(side => side.ReadStats(Environment.TickCount64)).ToArray();
+        var (rx1, tx1) = TunnelPair.Transfer(pair.Left, pair.RightPublic);
 
         var bytes = rx1 - rx0 + tx1 - tx0;
         Assert.True(bytes > 5_000_000, $"only {bytes} bytes: too few packets to tell");
@@ -67,7 +67,8 @@ public sealed class WireGuardGoInteropTests
         {
             var packets = after[i]["data_path_packets"] - before[i]["data_path_packets"];
             var dataPath = after[i]["data_path_allocated_bytes"] - before[i]["data_path_allocated_bytes"];
-            var process = after[i]["allocated_bytes"] - before[i]["allocated_bytes"];
+            var writer = after[i]["stats_writer_allocated_bytes"] - before[i]["stats_writer_allocated_bytes"];
+            var rest = after[i]["allocated_bytes"] - before[i]["allocated_bytes"] - writer;
             Assert.True(packets > 3000, $"{ours[i].Name}: the data path counted {packets} packets only");
 
             // every data path thread (TUN reader, UDP reader, crypto workers) allocated nothing at all
@@ -75,8 +76,9 @@ public sealed class WireGuardGoInteropTests
                 .Select(k => $"{k}: {after[i][k] - before[i].GetValueOrDefault(k)}"));
             Assert.True(dataPath == 0, $"{ours[i].Name}: the data path allocated {dataPath} bytes for {packets} packets ({perThread})");
 
-            // the rest of the process (the stats writer itself, `wg show`, timers) allocates a little, never per packet
-            Assert.True(process < (256 << 10) + packets, $"{ours[i].Name}: {process} bytes allocated by the process for {packets} packets");
+            // the rest of the process, besides writing the stats file: usually 0 B too (the timers, the housekeeping);
+            // a thread pool thread started meanwhile costs a little, anything per packet would be megabytes
+            Assert.True(rest < 32 << 10, $"{ours[i].Name}: the process allocated {rest} bytes for {packets} packets besides the data path and the stats file");
         }
     }
 
