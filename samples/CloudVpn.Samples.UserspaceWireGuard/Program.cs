@@ -117,7 +117,8 @@ static void WriteStats(string path, WireGuardDevice device, ref long writerBytes
             $"tun_super_packets_read={superRead}\ntun_super_packets_written={superWritten}\n" +
             $"data_path_allocated_bytes={device.Engine.DataPathAllocations.AllocatedBytes}\n" +
             $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n" +
-            $"stats_writer_allocated_bytes={Interlocked.Read(ref writerBytes)}\n");
+            $"stats_writer_allocated_bytes={Interlocked.Read(ref writerBytes)}\n" +
+            $"thread_pool_threads={ThreadPool.ThreadCount}\n");
 
         // the same per data path thread, e.g. data_path_allocated_bytes.udp-read_12 (name and managed thread id)
         foreach (var thread in device.Engine.DataPathAllocations.Threads)
