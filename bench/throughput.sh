@@ -108,27 +108,45 @@ rtt() {
 # stat <side> <key>: a value from our drop-in's statistics file (written every 0.5 s)
 stat() { awk -F= -v k="$2" '$1 == k { print $2 }' "$WORK/stats-$1" 2>/dev/null || echo 0; }
 
+# alloc_begin / alloc_end: our allocation counters around one transfer of the cloudvpn tunnel. The stats file is
+# rewritten every 0.5 s, so each waits 0.6 s for a sample taken after the traffic before it (the begin: after the
+# tunnel is up, its first ping and the idle pings; the end: after the transfer). alloc_end adds the difference of
+# both ends to ALLOC_BYTES and ALLOC_PACKETS (the data path threads), and to ALLOC_REST what the rest of the two
+# processes allocated meanwhile, less what writing the stats file allocated itself.
+# alloc_snapshot: the four counters of each end, each end's read from one version of its file (one awk)
+alloc_snapshot() {
+  local side
+  for side in a b; do
+    awk -F= '{ v[$1] = $2 } END { printf "%d %d %d %d ", v["data_path_allocated_bytes"], v["data_path_packets"], v["allocated_bytes"], v["stats_writer_allocated_bytes"] }' "$WORK/stats-$side" 2>/dev/null || printf '0 0 0 0 '
+  done
+}
+alloc_begin() { sleep 0.6; ALLOC0=$(alloc_snapshot); }
+alloc_end() {
+  sleep 0.6
+  local now was i
+  read -r -a now <<< "$(alloc_snapshot)"
+  read -r -a was <<< "$ALLOC0"
+  for i in 0 4; do
+    ALLOC_BYTES=$(( ALLOC_BYTES + now[i] - was[i] ))
+    ALLOC_PACKETS=$(( ALLOC_PACKETS + now[i+1] - was[i+1] ))
+    ALLOC_REST=$(( ALLOC_REST + (now[i+2] - was[i+2]) - (now[i+3] - was[i+3]) ))
+  done
+}
+
 # run_all <name> <target ip>: idle RTT, forward throughput with RTT under load, reverse throughput; appends to
-# the arrays <name>_F, <name>_R, <name>_I, <name>_L
+# the arrays <name>_F, <name>_R, <name>_I, <name>_L; for cloudvpn also counts the data path allocations of both
+# ends over each transfer, from its start
 run_all() {
   local name=$1 target=$2 idle loaded fwd rev pingpid
   idle=$(rtt "$target" 50)
+  if [ "$name" = cloudvpn ]; then alloc_begin; fi
   ( sleep 1; rtt "$target" $(( (SECONDS_PER_RUN - 2) * 50 )) > "$WORK/loaded.rtt" ) &
   pingpid=$!
-  # our allocation counters: baseline 2 s into the transfer (the first bulk batches set up their buffers once),
-  # then at the end; the difference is the steady state
-  ( sleep 2; echo "$(stat a data_path_allocated_bytes) $(stat a data_path_packets) $(stat b data_path_allocated_bytes) $(stat b data_path_packets)" > "$WORK/alloc0" ) &
-  local allocpid=$! a0 p0 b0 q0
   fwd=$(measure "$target")
   wait "$pingpid"; loaded=$(cat "$WORK/loaded.rtt")
-  wait "$allocpid"
-  if [ "$name" = cloudvpn ]; then
-    sleep 0.6
-    read -r a0 p0 b0 q0 < "$WORK/alloc0"
-    ALLOC_BYTES=$(( ALLOC_BYTES + $(stat a data_path_allocated_bytes) - a0 + $(stat b data_path_allocated_bytes) - b0 ))
-    ALLOC_PACKETS=$(( ALLOC_PACKETS + $(stat a data_path_packets) - p0 + $(stat b data_path_packets) - q0 ))
-  fi
+  if [ "$name" = cloudvpn ]; then alloc_end; alloc_begin; fi
   rev=$(measure "$target" -R)
+  if [ "$name" = cloudvpn ]; then alloc_end; fi
   eval "${name}_F+=(\"$fwd\"); ${name}_R+=(\"$rev\"); ${name}_I+=(\"$idle\"); ${name}_L+=(\"$loaded\")"
   echo "round $round $(printf '%-22s' "$name:") A->B $fwd Mbit/s, B->A $rev Mbit/s, rtt idle $idle ms, under load $loaded ms" >&2
 }
@@ -142,7 +160,7 @@ for v in ${VARIANTS:-}; do
 done
 for n in "${NAMES[@]}"; do eval "${n}_F=(); ${n}_R=(); ${n}_I=(); ${n}_L=()"; done
 
-ALLOC_BYTES=0; ALLOC_PACKETS=0
+ALLOC_BYTES=0; ALLOC_PACKETS=0; ALLOC_REST=0
 for round in $(seq "$ROUNDS"); do
   rm -f "$WORK"/stats-*
   start_tunnel ours o; run_all cloudvpn 10.77.0.2; stop_tunnel
@@ -167,7 +185,8 @@ for n in "${VARIANT_NAMES[@]}"; do
   eval "vf=\$M_${n}_F; vr=\$M_${n}_R"
   echo "variant ${n#v_}: A->B $(ratio "$vf" "$M_wireguard_go_F") x wireguard-go, B->A $(ratio "$vr" "$M_wireguard_go_R") x wireguard-go"
 done
-echo "data path allocations of cloudvpn in its A->B runs after the first 2 s (both ends): $ALLOC_BYTES bytes for $ALLOC_PACKETS packets"
+echo "data path allocations of cloudvpn over its transfers, A->B and B->A from the start of each (both ends): $ALLOC_BYTES bytes for $ALLOC_PACKETS packets"
+echo "other allocations of the cloudvpn processes over the same transfers (both ends, besides writing their stats file): $ALLOC_REST bytes"
 echo "latency ratio idle cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_I" "$M_wireguard_go_I")"
 echo "latency ratio under load cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_L" "$M_wireguard_go_L")"
 echo "reverse throughput ratio cloudvpn/wireguard-go: $(ratio "$M_cloudvpn_R" "$M_wireguard_go_R")"

@@ -84,10 +84,12 @@ _ = device.Closed.ContinueWith(_ => stop.TrySetResult(device.CloseReason ?? "clo
 #pragma warning disable CA1848 // a handful of lines at start and stop
 log.LogInformation("Device {Name} started (UDP port {Port})", device.Name, device.ListenPort);
 
-// CLOUDVPN_WG_STATS_FILE: every half second, the process's managed allocations, collections and TUN packet counts
-// (key=value lines, replaced atomically), so a benchmark or test can read them during a transfer
+// CLOUDVPN_WG_STATS_FILE: every half second, the process's managed allocations, collections, TUN packet counts, the
+// data path allocation counter in total and per thread, and what writing the file allocated itself (key=value lines,
+// replaced atomically), so a benchmark or test can read them during a transfer
+long statsWriterBytes = 0;
 using var stats = Environment.GetEnvironmentVariable("CLOUDVPN_WG_STATS_FILE") is { Length: > 0 } statsPath
-    ? new Timer(_ => WriteStats(statsPath, device), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(500))
+    ? new Timer(_ => WriteStats(statsPath, device, ref statsWriterBytes), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(500))
     : null;
 var reason = await stop.Task;
 log.LogInformation("Shutting down {Name}: {Reason}", device.Name, reason);
@@ -98,13 +100,17 @@ log.LogInformation(
 await device.DisposeAsync();
 return 0;
 
-static void WriteStats(string path, WireGuardDevice device)
+// writerBytes: what the writes so far allocated themselves (their own figure, stats_writer_allocated_bytes, so that
+// a reader can tell the rest of the process's allocations from the cost of watching them)
+static void WriteStats(string path, WireGuardDevice device, ref long writerBytes)
 {
+    var start = GC.GetAllocatedBytesForCurrentThread();
     try
     {
         var (read, written) = device.TunPackets;
         var (superRead, superWritten) = device.TunSuperPackets;
-        var text = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        var text = new System.Text.StringBuilder();
+        text.Append(System.Globalization.CultureInfo.InvariantCulture,
             $"time_ms={Environment.TickCount64}\nallocated_bytes={GC.GetTotalAllocatedBytes(precise: true)}\n" +
             $"gen0={GC.CollectionCount(0)}\ngen1={GC.CollectionCount(1)}\ngen2={GC.CollectionCount(2)}\n" +
             $"tun_packets_read={read}\ntun_packets_written={written}\n" +
@@ -112,9 +118,19 @@ static void WriteStats(string path, WireGuardDevice device)
             $"data_path_allocated_bytes={device.Engine.DataPathAllocations.AllocatedBytes}\n" +
             $"data_path_packets={device.Engine.DataPathAllocations.Packets}\n" +
             $"initiation_lane_groups={device.Engine.Counters.InitiationLaneGroups}\n" +
-            $"response_lane_groups={device.Engine.Counters.ResponseLaneGroups}\n");
+            $"response_lane_groups={device.Engine.Counters.ResponseLaneGroups}\n" +
+            $"stats_writer_allocated_bytes={Interlocked.Read(ref writerBytes)}\n" +
+            $"thread_pool_threads={ThreadPool.ThreadCount}\n");
+
+        // the same per data path thread, e.g. data_path_allocated_bytes.udp-read_12 (name and managed thread id)
+        foreach (var thread in device.Engine.DataPathAllocations.Threads)
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"data_path_allocated_bytes.{thread.Name.Replace(' ', '_')}={thread.AllocatedBytes}\n");
+        }
+
         var temporary = path + ".tmp";
-        File.WriteAllText(temporary, text);
+        File.WriteAllText(temporary, text.ToString());
         File.Move(temporary, path, overwrite: true);
     }
     catch (IOException)
@@ -124,6 +140,10 @@ static void WriteStats(string path, WireGuardDevice device)
     catch (ObjectDisposedException)
     {
         // shutting down
+    }
+    finally
+    {
+        Interlocked.Add(ref writerBytes, GC.GetAllocatedBytesForCurrentThread() - start);
     }
 }
 

@@ -108,11 +108,13 @@ internal static unsafe partial class LinuxTun
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);
 
-    /// <summary>Writes <paramref name="name"/> (NUL-terminated, at most 15 bytes) into an ifreq.</summary>
+    /// <summary>
+    /// Writes <paramref name="name"/> (NUL-terminated, at most 15 bytes) into an ifreq, allocating nothing (the
+    /// device's once-a-second MTU check calls it).
+    /// </summary>
     public static void SetName(ref IfReq request, string name)
     {
-        var bytes = System.Text.Encoding.ASCII.GetBytes(name);
-        if (bytes.Length >= IfNameSize)
+        if (System.Text.Encoding.ASCII.GetByteCount(name) >= IfNameSize)
         {
             throw new ArgumentException($"Interface name '{name}' is longer than {IfNameSize - 1} characters.", nameof(name));
         }
@@ -121,7 +123,7 @@ internal static unsafe partial class LinuxTun
         {
             var span = new Span<byte>(p, IfNameSize);
             span.Clear();
-            bytes.CopyTo(span);
+            System.Text.Encoding.ASCII.GetBytes(name, span);
         }
     }
 

@@ -10,7 +10,7 @@ internal sealed class Keypair
 
     private nint _keys; // TransportKeyMemory slot: send key, then receive key; 0 once erased
     private readonly ReplayWindow _replay = new();
-    private readonly Lock _replayLock = new();
+    private readonly object _replayLock = new(); // a monitor, not a Lock: see WireGuardPeer's data path locks
     private long _sendCounter = -1;
     private int _references;
     private int _disposed;

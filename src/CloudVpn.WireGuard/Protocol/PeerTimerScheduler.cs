@@ -17,12 +17,16 @@ internal sealed class PeerTimerScheduler : IDisposable
     private readonly Func<long> _now;
     private readonly Action<Exception> _onError;
     private readonly ITimer _timer;
-    private readonly Lock _lock = new();
-    private readonly PriorityQueue<WireGuardPeer, long> _heap = new();
+    private readonly object _lock = new(); // a monitor, not a Lock: see WireGuardPeer's data path locks
     private const int MinCompactionSize = 1024;
+
+    // Sized up front (16 KiB each per engine): entries are added by the data path threads (a reader moving a deadline
+    // earlier), so the heap must not grow under them; up to the first compaction it never does, and with at most
+    // MinCompactionSize / 2 live peers it never grows at all.
+    private readonly PriorityQueue<WireGuardPeer, long> _heap = new(MinCompactionSize + 1);
     private long _armedFor = long.MaxValue;
     private int _compactAbove = MinCompactionSize;
-    private (WireGuardPeer Peer, long At)[] _scratch = [];
+    private (WireGuardPeer Peer, long At)[] _scratch = new (WireGuardPeer, long)[MinCompactionSize + 1];
     private int _removedSinceCompaction;
     private bool _tickPending;
     private bool _disposed;
@@ -92,7 +96,7 @@ internal sealed class PeerTimerScheduler : IDisposable
         var count = _heap.Count;
         if (_scratch.Length < count)
         {
-            _scratch = new (WireGuardPeer, long)[count * 2];
+            _scratch = new (WireGuardPeer, long)[count * 2]; // many live peers: grows with them, not per packet
         }
 
         var live = 0;
@@ -137,7 +141,7 @@ internal sealed class PeerTimerScheduler : IDisposable
 
     private void OnTick()
     {
-        if (_lock.IsHeldByCurrentThread)
+        if (Monitor.IsEntered(_lock))
         {
             // fired synchronously inside Change under our lock: the caller runs the tick once the lock is released
             _tickPending = true;

@@ -18,7 +18,7 @@ internal static unsafe partial class TransportKeyMemory
     public const int SlotSize = 64;
     private const int SlabSize = 64 * 1024;
     private const int MadvDontDump = 16;
-    private static readonly Lock s_lock = new();
+    private static readonly object s_lock = new(); // a monitor, not a Lock: a blocked Lock allocates, and the last release of a keypair can happen on a data path thread
     private static nint[] s_free = new nint[SlabSize / SlotSize];
     private static int s_freeCount;
     private static int s_slabs;

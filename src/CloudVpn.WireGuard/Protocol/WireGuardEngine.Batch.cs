@@ -51,7 +51,7 @@ public sealed partial class WireGuardEngine
 
             lock (_configLock)
             {
-                return _cryptoPool ??= new CryptoWorkerPool(_disposed ? 0 : CryptoWorkers);
+                return _cryptoPool ??= new CryptoWorkerPool(_disposed ? 0 : CryptoWorkers, DataPathAllocations);
             }
         }
     }

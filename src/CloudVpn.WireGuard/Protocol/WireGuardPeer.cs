@@ -13,9 +13,15 @@ namespace CloudVpn.WireGuard.Protocol;
 internal sealed class WireGuardPeer : IDisposable
 {
     private readonly WireGuardEngine _engine;
-    private readonly Lock _keypairLock = new();
-    private readonly Lock _stagedLock = new();
-    private readonly Lock _timerLock = new();
+
+    // Locks the data path threads take, as plain monitors rather than System.Threading.Lock: on Linux a thread that
+    // blocks on a Lock (here: a reader meeting the timer thread) allocates, the lock's wait event the first time per
+    // lock (56 B) and the thread's wait state at its first blocking wait (392 B), at whatever moment that contention
+    // first happens during bulk traffic; a contended monitor waits on native state and allocates nothing.
+    // (docs/wireguard-engine.md, "Allocations")
+    private readonly object _keypairLock = new();
+    private readonly object _stagedLock = new();
+    private readonly object _timerLock = new();
     private Queue<(byte[] Buffer, int Length)>? _staged; // created by the first staged packet (most peers never need it)
     private Keypair? _previous;
     private Keypair? _current;
@@ -285,7 +291,7 @@ internal sealed class WireGuardPeer : IDisposable
 
         // a transport that calls back into the engine on this thread during a flush must not take the head the
         // flush is working on: then the new packet is the one dropped
-        var insideFlush = _stagedLock.IsHeldByCurrentThread;
+        var insideFlush = Monitor.IsEntered(_stagedLock);
         lock (_stagedLock)
         {
             _staged ??= new Queue<(byte[] Buffer, int Length)>();
@@ -318,7 +324,7 @@ internal sealed class WireGuardPeer : IDisposable
     /// </summary>
     public bool FlushStaged(WireGuardEngine engine)
     {
-        if (_stagedLock.IsHeldByCurrentThread)
+        if (Monitor.IsEntered(_stagedLock))
         {
             return true; // re-entered through a synchronous transport: the outer flush sends the rest
         }
@@ -349,7 +355,7 @@ internal sealed class WireGuardPeer : IDisposable
     /// <summary>Drops every queued packet (counted), e.g. after giving up on the handshake.</summary>
     public void DropStaged()
     {
-        if (_stagedLock.IsHeldByCurrentThread)
+        if (Monitor.IsEntered(_stagedLock))
         {
             return; // never pull buffers from under a flush on this thread
         }

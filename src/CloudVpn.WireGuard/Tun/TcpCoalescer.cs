@@ -48,7 +48,9 @@ internal sealed unsafe class TcpCoalescer
     /// <summary>Groups the batch's entries (those with a length above zero) into items.</summary>
     public void Plan(PacketBatch batch)
     {
-        EnsureCapacity(batch.Count);
+        // sized for the batch's capacity, not its count: the arrays are made once per thread (at the first packet), not
+        // again each time a fuller batch arrives during bulk traffic
+        EnsureCapacity(Math.Max(batch.Capacity, batch.Count));
         ItemCount = 0;
         for (var i = 0; i < batch.Count; i++)
         {
@@ -317,7 +319,7 @@ internal sealed unsafe class TcpCoalescer
             return;
         }
 
-        var size = Math.Max(count, 128);
+        var size = count;
         _head = new int[size];
         _tail = new int[size];
         _count = new int[size];

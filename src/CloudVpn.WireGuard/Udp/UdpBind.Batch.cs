@@ -68,13 +68,18 @@ public sealed partial class UdpBind
         }
     }
 
-    private static UdpOffloads Probe(Bound bound, UdpBatchOptions options)
+    private static unsafe UdpOffloads Probe(Bound bound, UdpBatchOptions options)
     {
         var active = UdpOffloads.None;
         var fd = (int)bound.Handle.DangerousGetHandle();
         if (options.UseMmsg && !options.SimulateUnsupported.HasFlag(UdpOffloads.Mmsg))
         {
             active |= UdpOffloads.Mmsg;
+
+            // an empty sendmmsg (sends nothing, returns 0): the runtime binds an import at its first call and allocates
+            // a little on the calling thread for it; this makes that call here, not on the first bulk send of a reader
+            // (recvmmsg is bound by the receive loop's first call, before any packet)
+            _ = SendMmsg(fd, null, 0, 0);
         }
 
         if (options.UseGso && !options.SimulateUnsupported.HasFlag(UdpOffloads.Gso) && SupportsGso(fd))

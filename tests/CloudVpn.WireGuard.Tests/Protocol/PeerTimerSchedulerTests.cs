@@ -61,6 +61,32 @@ public sealed class PeerTimerSchedulerTests
         Assert.True(transport.Sent > sent);
     }
 
+    [Fact]
+    public void Scheduling_up_to_the_first_compaction_and_through_it_allocates_nothing()
+    {
+        // A reader thread schedules whenever it moves one of its peer's deadlines earlier, and stale entries stay in
+        // the heap until they are due: its growth would land on the data path (88 B for the first 4 entries, then
+        // more at each doubling), so it is sized when the engine is made. (The system clock here: the fake one
+        // allocates in ITimer.Change, the real one does not; the deadlines are an hour away.)
+        using var key = WireGuardSecretKey.GeneratePrivateKey();
+        using var engine = new WireGuardEngine(new NullTransport(), TimeProvider.System, NullLogger<WireGuardEngine>.Instance) { PrivateKey = key };
+        var publicKey = NewKey(1);
+        engine.SetPeer(new WireGuardPeerConfig { PublicKey = publicKey, AllowedIps = [IPNetwork.Parse("10.9.0.1/32")] });
+        var peer = engine.FindPeer(publicKey)!;
+        var far = engine.NowTicks + TimeSpan.FromHours(1).Ticks;
+        engine.Timers.Schedule(peer, far); // the first call's own one-time costs (the timer's first arming)
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 1; i <= 3000; i++)
+        {
+            engine.Timers.Schedule(peer, far - i); // each earlier than the last: every call adds an entry
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.InRange(engine.Timers.Count, 1, 1025); // compacted (the stale entries went) rather than grown
+        Assert.Equal(0, allocated);
+    }
+
     private static WireGuardPublicKey NewKey(int seed)
     {
         var bytes = new byte[32];
