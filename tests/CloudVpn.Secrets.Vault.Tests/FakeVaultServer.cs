@@ -126,13 +126,16 @@ public sealed class FakeVaultServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _listener.Stop();
+        // Close alone: the managed HttpListener's Stop already takes the prefixes off, and a Close after it takes them
+        // off again, which looks the port up anew and binds it (failing with "Address already in use" when another
+        // test has taken the port meanwhile)
         _listener.Close();
         try
         {
-            await _loop;
+            // closing faults the pending accept; bounded all the same, so a listener that misses it cannot hang a test
+            await _loop.WaitAsync(TimeSpan.FromSeconds(10));
         }
-        catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException or TimeoutException)
         {
         }
     }
