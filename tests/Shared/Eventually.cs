@@ -6,6 +6,26 @@ namespace CloudVpn.Testing;
 /// </summary>
 internal static class Eventually
 {
+    /// <summary>
+    /// Polls <paramref name="condition"/> every <paramref name="pollMs"/> ms on this thread until it holds (true) or the
+    /// deadline passes (false), for synchronous callers that decide themselves what a timeout means.
+    /// </summary>
+    public static bool Within(Func<bool> condition, int timeoutMs, int pollMs = 50)
+    {
+        var started = TimeProvider.System.GetTimestamp();
+        while (!condition())
+        {
+            if (TimeProvider.System.GetElapsedTime(started).TotalMilliseconds > timeoutMs)
+            {
+                return false;
+            }
+
+            Thread.Sleep(pollMs);
+        }
+
+        return true;
+    }
+
     public static Task HoldsAsync(Func<bool> condition, string what, int timeoutMs = 15_000, Func<string>? explain = null) =>
         HoldsAsync(() => Task.FromResult(condition()), what, timeoutMs, explain);
 

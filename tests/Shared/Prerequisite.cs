@@ -154,21 +154,8 @@ internal sealed class NetnsPair : IDisposable
     /// Waits until something listens on TCP <paramref name="port"/> inside <paramref name="ns"/> (a server started in
     /// the background, e.g. iperf3 -s), polling <c>ss</c> up to the deadline; false when nothing came.
     /// </summary>
-    public static bool WaitForTcpListener(string ns, int port, int timeoutMs = 10_000)
-    {
-        var started = TimeProvider.System.GetTimestamp();
-        while (Exec(ns, $"ss -Hltn sport = :{port}", check: false).Stdout.Trim().Length == 0)
-        {
-            if (TimeProvider.System.GetElapsedTime(started).TotalMilliseconds > timeoutMs)
-            {
-                return false;
-            }
-
-            Thread.Sleep(20);
-        }
-
-        return true;
-    }
+    public static bool WaitForTcpListener(string ns, int port, int timeoutMs = 10_000) =>
+        Eventually.Within(() => Exec(ns, $"ss -Hltn sport = :{port}", check: false).Stdout.Trim().Length > 0, timeoutMs, pollMs: 20);
 
     public void Dispose()
     {

@@ -21,13 +21,15 @@ public sealed partial class WireGuardEngine
     [ThreadStatic]
     private static HandshakeBurst? t_burst;
 
-    private void HandleInitiation(ReadOnlySpan<byte> message, IPEndPoint source)
+    /// <summary>One handshake message on its own (the one-datagram receive path): a burst of one.</summary>
+    private void HandleHandshake(ReadOnlySpan<byte> message, IPEndPoint source, bool initiation)
     {
         var work = RentBurst();
         try
         {
-            if (QueueInitiation(work, message, source))
+            if (Queue(work, message, source, initiation))
             {
+                ProcessResponses(work);
                 ProcessInitiations(work);
             }
         }
@@ -37,21 +39,8 @@ public sealed partial class WireGuardEngine
         }
     }
 
-    private void HandleResponse(ReadOnlySpan<byte> message, IPEndPoint source)
-    {
-        var work = RentBurst();
-        try
-        {
-            if (QueueResponse(work, message, source))
-            {
-                ProcessResponses(work);
-            }
-        }
-        finally
-        {
-            ReturnBurst(work);
-        }
-    }
+    private bool Queue(HandshakeBurst work, ReadOnlySpan<byte> message, IPEndPoint source, bool initiation) =>
+        initiation ? QueueInitiation(work, message, source) : QueueResponse(work, message, source);
 
     /// <summary>
     /// A UDP batch's datagram that is not transport data: an initiation or a response joins the batch's burst (handled
@@ -77,7 +66,7 @@ public sealed partial class WireGuardEngine
                 burst.Reset();
             }
 
-            _ = initiation ? QueueInitiation(burst, datagram, ToEndPoint(source)) : QueueResponse(burst, datagram, ToEndPoint(source));
+            Queue(burst, datagram, ToEndPoint(source), initiation);
         }
 #pragma warning disable CA1031 // the receive path never throws: the contract of HandleDatagram
         catch (Exception e) when (e is not OutOfMemoryException)

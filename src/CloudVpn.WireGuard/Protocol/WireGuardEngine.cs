@@ -707,10 +707,10 @@ public sealed partial class WireGuardEngine : IDisposable
                     HandleTransport(datagram, endPoint, address);
                     break;
                 case MessageFormat.Initiation when datagram.Length == MessageFormat.InitiationLength:
-                    HandleInitiation(datagram, endPoint ?? ToEndPoint(address!));
+                    HandleHandshake(datagram, endPoint ?? ToEndPoint(address!), initiation: true);
                     break;
                 case MessageFormat.Response when datagram.Length == MessageFormat.ResponseLength:
-                    HandleResponse(datagram, endPoint ?? ToEndPoint(address!));
+                    HandleHandshake(datagram, endPoint ?? ToEndPoint(address!), initiation: false);
                     break;
                 case MessageFormat.CookieReply when datagram.Length == MessageFormat.CookieReplyLength:
                     HandleCookieReply(datagram);

@@ -113,7 +113,7 @@ public sealed partial class HandshakeFloodTests
         private readonly CookieGenerator _macs;
         private readonly long _startTicks = TimeSpan.TicksPerDay;
         private Thread? _thread;
-        private volatile bool _stop;
+        private readonly ManualResetEventSlim _stop = new();
         private long _sent;
 
         public Flooder(string source, IPEndPoint target, WireGuardPublicKey targetKey)
@@ -128,7 +128,7 @@ public sealed partial class HandshakeFloodTests
 
         public void Start(bool withCookie)
         {
-            _stop = false;
+            _stop.Reset();
             Assert.Equal(withCookie, _macs.HasCookie(_startTicks));
             _thread = new Thread(Run) { IsBackground = true, Name = "initiation flood" };
             _thread.Start();
@@ -136,7 +136,7 @@ public sealed partial class HandshakeFloodTests
 
         public void Stop()
         {
-            _stop = true;
+            _stop.Set();
             _thread?.Join();
             _thread = null;
         }
@@ -187,9 +187,9 @@ public sealed partial class HandshakeFloodTests
         private void Run()
         {
             var message = NewInitiation();
-            while (!_stop)
+            do
             {
-                for (var i = 0; i < 100 && !_stop; i++)
+                for (var i = 0; i < 100 && !_stop.IsSet; i++)
                 {
                     // a new sender index each time; the MACs cover it, so recompute them
                     RandomNumberGenerator.Fill(message.AsSpan(MessageFormat.InitiationSender, 4));
@@ -197,15 +197,15 @@ public sealed partial class HandshakeFloodTests
                     _socket.SendTo(message, _target);
                     Interlocked.Increment(ref _sent);
                 }
-
-                Thread.Sleep(5);
             }
+            while (!_stop.Wait(5)); // 100 initiations per 5 ms until stopped
         }
 
         public void Dispose()
         {
             Stop();
             _socket.Dispose();
+            _stop.Dispose();
         }
     }
 }

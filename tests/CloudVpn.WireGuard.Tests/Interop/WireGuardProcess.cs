@@ -149,28 +149,25 @@ internal sealed class WireGuardProcess : IDisposable
     public IReadOnlyDictionary<string, long> ReadStats(long notBefore)
     {
         var path = StatsPathOf(Name);
-        var deadline = Stopwatch.StartNew();
-        while (true)
+        IReadOnlyDictionary<string, long>? sample = null;
+        bool Fresh()
         {
-            if (File.Exists(path))
+            if (!File.Exists(path))
             {
-                var values = File.ReadAllLines(path)
-                    .Select(line => line.Split('=', 2))
-                    .Where(parts => parts.Length == 2)
-                    .ToDictionary(parts => parts[0], parts => long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
-                if (values.TryGetValue("time_ms", out var time) && time >= notBefore)
-                {
-                    return values;
-                }
+                return false;
             }
 
-            if (deadline.Elapsed > TimeSpan.FromSeconds(10))
-            {
-                throw new InvalidOperationException($"{Name} wrote no statistics to {path}: {Output}");
-            }
-
-            Thread.Sleep(100);
+            var values = File.ReadAllLines(path)
+                .Select(line => line.Split('=', 2))
+                .Where(parts => parts.Length == 2)
+                .ToDictionary(parts => parts[0], parts => long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            sample = values;
+            return values.TryGetValue("time_ms", out var time) && time >= notBefore;
         }
+
+        return Eventually.Within(Fresh, timeoutMs: 10_000, pollMs: 100)
+            ? sample!
+            : throw new InvalidOperationException($"{Name} wrote no statistics to {path}: {Output}");
     }
 
     /// <summary>

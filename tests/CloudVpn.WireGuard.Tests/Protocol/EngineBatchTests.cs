@@ -27,19 +27,24 @@ public sealed class EngineBatchTests
         return batch;
     }
 
-    /// <summary>A batch as a UDP receiver fills it (datagrams back to back, each with its source).</summary>
-    private static PacketBatch DatagramBatch(IReadOnlyList<byte[]> datagrams, IPEndPoint source)
+    /// <summary>A batch as a UDP receiver fills it, every datagram from <paramref name="source"/>.</summary>
+    private static PacketBatch DatagramBatch(IReadOnlyList<byte[]> datagrams, IPEndPoint source) =>
+        DatagramBatch([.. datagrams.Select(d => (d, source))]);
+
+    /// <summary>A batch as a UDP receiver fills it: datagrams back to back, each with its own source.</summary>
+    internal static PacketBatch DatagramBatch(IReadOnlyList<(byte[] Datagram, IPEndPoint Source)> datagrams)
     {
-        var batch = new PacketBatch(Math.Max(1, datagrams.Count), Math.Max(64, datagrams.Sum(d => d.Length)));
-        var address = source.Serialize();
+        var batch = new PacketBatch(Math.Max(1, datagrams.Count), Math.Max(64, datagrams.Sum(d => d.Datagram.Length)));
         var offset = 0;
         for (var i = 0; i < datagrams.Count; i++)
         {
-            datagrams[i].CopyTo(batch.Arena[offset..]);
-            Assert.True(batch.TryAdd(offset, datagrams[i].Length));
+            var (datagram, source) = datagrams[i];
+            datagram.CopyTo(batch.Arena[offset..]);
+            Assert.True(batch.TryAdd(offset, datagram.Length));
+            var address = source.Serialize();
             address.Buffer.Span.CopyTo(batch.Sources[i].Buffer.Span);
             batch.Sources[i].Size = address.Size;
-            offset += datagrams[i].Length;
+            offset += datagram.Length;
         }
 
         return batch;

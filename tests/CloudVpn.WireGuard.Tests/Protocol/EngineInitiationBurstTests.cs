@@ -1,5 +1,4 @@
 using System.Net;
-using CloudVpn.WireGuard.Buffers;
 using CloudVpn.WireGuard.Keys;
 using CloudVpn.WireGuard.Protocol;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -66,25 +65,6 @@ public sealed class EngineInitiationBurstTests : IDisposable
         }
     }
 
-    /// <summary>A batch as the UDP receiver fills it: datagrams back to back, each with its own source.</summary>
-    private static PacketBatch Batch(IReadOnlyList<(byte[] Datagram, IPEndPoint Source)> datagrams)
-    {
-        var batch = new PacketBatch(datagrams.Count, datagrams.Sum(d => d.Datagram.Length));
-        var offset = 0;
-        for (var i = 0; i < datagrams.Count; i++)
-        {
-            var (datagram, source) = datagrams[i];
-            datagram.CopyTo(batch.Arena[offset..]);
-            Assert.True(batch.TryAdd(offset, datagram.Length));
-            var address = source.Serialize();
-            address.Buffer.Span.CopyTo(batch.Sources[i].Buffer.Span);
-            batch.Sources[i].Size = address.Size;
-            offset += datagram.Length;
-        }
-
-        return batch;
-    }
-
     /// <summary>Each client sends a packet to the gateway, which makes it initiate; returns the initiations on the wire.</summary>
     private List<(byte[] Datagram, IPEndPoint Source)> Initiations()
     {
@@ -124,7 +104,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
     public void Twenty_initiations_in_one_batch_are_answered_in_lanes_and_every_client_gets_a_session()
     {
         AddClients(20);
-        _gateway.HandleDatagramBatch(Batch(Initiations()));
+        _gateway.HandleDatagramBatch(EngineBatchTests.DatagramBatch(Initiations()));
 
         // es for 20 (two full groups of eight in lanes, four by libsodium), then 60 response DH (seven full groups
         // and four items): at least nine groups ran in lanes
@@ -158,7 +138,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
         initiations.Insert(3, (initiations[2].Datagram, initiations[2].Source));
         initiations.Add((strangerTransport.TakeOutbox().Single().Datagram, strangerEndpoint));
 
-        _gateway.HandleDatagramBatch(Batch(initiations));
+        _gateway.HandleDatagramBatch(EngineBatchTests.DatagramBatch(initiations));
         AssertLaneGroups(_gateway.Counters.InitiationLaneGroups, atLeast: 1);
         Assert.Equal(1, _gateway.Counters.Drops(WireGuardDropReason.HandshakeReplayed));
         Assert.Equal(1, _gateway.Counters.Drops(WireGuardDropReason.HandshakeFailed));
@@ -194,7 +174,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
 
         // a duplicate of one response: its initiation is no longer awaited when it comes up, so it is refused
         responses.Add(responses[4]);
-        _gateway.HandleDatagramBatch(Batch(responses));
+        _gateway.HandleDatagramBatch(EngineBatchTests.DatagramBatch(responses));
 
         // ee and se for the 13 responses (26 DH): three full groups of eight in lanes, two by libsodium
         AssertLaneGroups(_gateway.Counters.ResponseLaneGroups, atLeast: 3, atMost: 3);
@@ -214,7 +194,7 @@ public sealed class EngineInitiationBurstTests : IDisposable
     public void A_lone_initiation_in_a_batch_is_answered_without_lanes()
     {
         AddClients(1);
-        _gateway.HandleDatagramBatch(Batch(Initiations()));
+        _gateway.HandleDatagramBatch(EngineBatchTests.DatagramBatch(Initiations()));
         Assert.Equal(0, _gateway.Counters.InitiationLaneGroups);
         Assert.Equal(1, _gateway.Counters.HandshakeResponsesSent);
         CompleteAndSendData();

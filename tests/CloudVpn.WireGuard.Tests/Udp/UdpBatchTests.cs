@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using CloudVpn.Testing;
 using CloudVpn.WireGuard.Buffers;
 using CloudVpn.WireGuard.Udp;
 
@@ -351,17 +352,19 @@ public sealed class UdpBatchTests
         });
         var to = new IPEndPoint(IPAddress.Parse(loopback), receiver.Port);
         var batch = BatchTesting.Fill(Enumerable.Range(0, 48).Select(i => ((IPEndPoint?)to, BatchTesting.Payload(i, i % 16 == 15 ? 400 : 1300))).ToList());
-        bool SendUntil(Func<bool> done)
-        {
-            // the receiver may take several sends in one batch: send until it has handled enough batches
-            for (var i = 0; i < 2000 && !done(); i++)
+        // the receiver may take several sends in one batch: send until it has handled enough batches
+        bool SendUntil(Func<bool> done) => Eventually.Within(
+            () =>
             {
-                sender.SendBatch(batch);
-                Thread.Sleep(2);
-            }
+                if (!done())
+                {
+                    sender.SendBatch(batch);
+                }
 
-            return done();
-        }
+                return done();
+            },
+            timeoutMs: 10_000,
+            pollMs: 2);
 
         Assert.True(SendUntil(() => Volatile.Read(ref handled) >= 20)); // warm-up: endpoint cache, JIT
         var sent = 0;
@@ -415,11 +418,11 @@ public sealed class UdpBatchTests
         }));
         workers.Add(new Thread(() =>
         {
-            while (!stop.IsCancellationRequested)
+            do
             {
                 sender.Rebind(0);
-                Thread.Sleep(20);
             }
+            while (!stop.Token.WaitHandle.WaitOne(20)); // a rebind every 20 ms until the test stops the workers
         }));
 
         workers.ForEach(w => w.Start());
